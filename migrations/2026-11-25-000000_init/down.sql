@@ -1,0 +1,10 @@
+DROP TABLE ws_tickets;
+DROP TABLE login_failures;
+DROP TABLE checkin_failures;
+DROP TABLE attendance_audit;
+DROP TABLE attendance;
+DROP TABLE checkin_windows;
+DROP TABLE lessons;
+DROP TABLE enrollments;
+DROP TABLE courses;
+DROP TABLE users;

@@ -1,0 +1,121 @@
+//! Extractors that authenticate a request and enforce its role. A handler states who may
+//! call it in its signature (`Authenticated<TeacherOnly>`), never with an `if`.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::ops::Deref;
+use std::pin::Pin;
+
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+
+use super::jwt::TokenError;
+use crate::db;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::users::model::{Role, User};
+use crate::users::queries;
+
+/// Which roles an extractor lets through.
+pub trait RoleRule {
+    const ALLOWED: &'static [Role];
+    const DENIED: &'static str;
+}
+
+pub struct AnyRole;
+pub struct AdminOnly;
+pub struct TeacherOnly;
+pub struct StudentOnly;
+pub struct TeacherOrAdmin;
+
+impl RoleRule for AnyRole {
+    const ALLOWED: &'static [Role] = Role::ALL;
+    const DENIED: &'static str = "";
+}
+impl RoleRule for AdminOnly {
+    const ALLOWED: &'static [Role] = &[Role::Admin];
+    const DENIED: &'static str = "only administrators may do this";
+}
+impl RoleRule for TeacherOnly {
+    const ALLOWED: &'static [Role] = &[Role::Teacher];
+    const DENIED: &'static str = "only teachers may do this";
+}
+impl RoleRule for StudentOnly {
+    const ALLOWED: &'static [Role] = &[Role::Student];
+    const DENIED: &'static str = "only students may do this";
+}
+impl RoleRule for TeacherOrAdmin {
+    const ALLOWED: &'static [Role] = &[Role::Teacher, Role::Admin];
+    const DENIED: &'static str = "only teachers and administrators may do this";
+}
+
+/// The caller, authenticated by bearer token and allowed by `R`.
+pub struct Authenticated<R: RoleRule = AnyRole> {
+    pub user: User,
+    rule: PhantomData<R>,
+}
+
+impl<R: RoleRule> Deref for Authenticated<R> {
+    type Target = User;
+    fn deref(&self) -> &User {
+        &self.user
+    }
+}
+
+impl<R: RoleRule> FromRequest for Authenticated<R> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let token = bearer_token(req).map(str::to_owned);
+        Box::pin(async move {
+            // unwrap: the application always registers AppState.
+            let state = state.expect("AppState is registered");
+            let token = token.ok_or(ApiError::Unauthorized(
+                "send `Authorization: Bearer <token>`",
+            ))?;
+            let user = authenticate(&state, &token).await?;
+            if !R::ALLOWED.contains(&user.role) {
+                return Err(ApiError::Forbidden(R::DENIED));
+            }
+            Ok(Self {
+                user,
+                rule: PhantomData,
+            })
+        })
+    }
+}
+
+/// The token from an `Authorization: Bearer` header, if any.
+pub fn bearer_token(req: &HttpRequest) -> Option<&str> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// Verifies an access token and loads its user, who must still exist.
+pub async fn authenticate(state: &AppState, token: &str) -> Result<User, ApiError> {
+    let claims = state
+        .tokens
+        .verify(token, state.clock.now())
+        .map_err(|err| {
+            ApiError::Unauthorized(match err {
+                TokenError::Expired => "the access token has expired",
+                TokenError::NotYetValid => "the access token is not valid yet",
+                TokenError::Invalid => "the access token is invalid",
+            })
+        })?;
+    let id: i64 = claims
+        .sub
+        .parse()
+        .map_err(|_| ApiError::Unauthorized("the access token is invalid"))?;
+    db::run(&state.pool, move |conn| Ok(queries::find(conn, id)?))
+        .await?
+        .ok_or(ApiError::Unauthorized(
+            "the access token's user no longer exists",
+        ))
+}

@@ -1,0 +1,173 @@
+//! Access tokens: HS256 JWTs with pinned algorithm, issuer, audience and lifetime.
+
+use chrono::{DateTime, Utc};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::users::model::Role;
+
+/// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
+const LEEWAY_SECS: u64 = 5;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    pub role: Role,
+    pub username: String,
+    pub iat: i64,
+    pub exp: i64,
+    pub iss: String,
+    pub aud: String,
+}
+
+pub struct TokenKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    issuer: String,
+    audience: String,
+    ttl: chrono::Duration,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TokenError {
+    #[error("the access token has expired")]
+    Expired,
+    #[error("the access token is not valid yet")]
+    NotYetValid,
+    #[error("the access token is invalid")]
+    Invalid,
+}
+
+impl TokenKeys {
+    pub fn new(secret: &[u8], issuer: &str, audience: &str, ttl: std::time::Duration) -> Self {
+        // Validation::new pins the accepted algorithms to exactly this one, which rejects
+        // `alg: none` and any HS/RS swap before a signature is even considered.
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[issuer]);
+        validation.set_audience(&[audience]);
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+        validation.validate_nbf = true;
+        validation.leeway = LEEWAY_SECS;
+        // Expiry is checked against our own clock below, so tests can move time.
+        validation.validate_exp = false;
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            issuer: issuer.to_owned(),
+            audience: audience.to_owned(),
+            ttl: chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(1)),
+        }
+    }
+
+    pub fn ttl_seconds(&self) -> i64 {
+        self.ttl.num_seconds()
+    }
+
+    pub fn issue(
+        &self,
+        user_id: i64,
+        role: Role,
+        username: &str,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<String> {
+        let claims = Claims {
+            sub: user_id.to_string(),
+            role,
+            username: username.to_owned(),
+            iat: now.timestamp(),
+            exp: (now + self.ttl).timestamp(),
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+        };
+        Ok(jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &self.encoding,
+        )?)
+    }
+
+    /// Verifies signature, algorithm, issuer, audience and times; returns the user id.
+    pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<Claims, TokenError> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|err| match err.kind() {
+                ErrorKind::ImmatureSignature => TokenError::NotYetValid,
+                _ => TokenError::Invalid,
+            })?;
+        let claims = data.claims;
+        let leeway = LEEWAY_SECS as i64;
+        if claims.exp <= now.timestamp() - leeway {
+            return Err(TokenError::Expired);
+        }
+        if claims.iat > now.timestamp() + leeway {
+            return Err(TokenError::NotYetValid);
+        }
+        Ok(claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn keys() -> TokenKeys {
+        TokenKeys::new(
+            &[7; 32],
+            "rollcall",
+            "rollcall-api",
+            Duration::from_secs(3600),
+        )
+    }
+
+    #[test]
+    fn an_issued_token_verifies_until_it_expires() {
+        let now = Utc::now();
+        let token = keys().issue(42, Role::Teacher, "t", now).unwrap();
+        let claims = keys().verify(&token, now).unwrap();
+        assert_eq!((claims.sub.as_str(), claims.role), ("42", Role::Teacher));
+        assert_eq!(
+            keys()
+                .verify(&token, now + chrono::Duration::seconds(3599))
+                .map(|c| c.sub),
+            Ok("42".into())
+        );
+        assert_eq!(
+            keys()
+                .verify(&token, now + chrono::Duration::seconds(3606))
+                .unwrap_err(),
+            TokenError::Expired
+        );
+    }
+
+    #[test]
+    fn a_token_issued_in_the_future_is_not_yet_valid() {
+        let now = Utc::now();
+        let token = keys()
+            .issue(1, Role::Admin, "a", now + chrono::Duration::minutes(5))
+            .unwrap();
+        assert_eq!(
+            keys().verify(&token, now).unwrap_err(),
+            TokenError::NotYetValid
+        );
+    }
+
+    #[test]
+    fn another_secret_issuer_or_audience_is_rejected() {
+        let now = Utc::now();
+        let other_secret = TokenKeys::new(
+            &[8; 32],
+            "rollcall",
+            "rollcall-api",
+            Duration::from_secs(60),
+        );
+        let other_iss = TokenKeys::new(&[7; 32], "evil", "rollcall-api", Duration::from_secs(60));
+        let other_aud = TokenKeys::new(&[7; 32], "rollcall", "other", Duration::from_secs(60));
+        for issuer in [other_secret, other_iss, other_aud] {
+            let token = issuer.issue(1, Role::Admin, "a", now).unwrap();
+            assert_eq!(keys().verify(&token, now).unwrap_err(), TokenError::Invalid);
+        }
+    }
+}

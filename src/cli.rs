@@ -1,0 +1,246 @@
+//! The command line: `serve` (default), `migrate`, `user add`, `demo`, `openapi`.
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::clock::SystemClock;
+use crate::config::Settings;
+use crate::db::{self, DbPool};
+use crate::embedded::{self, EmbeddedPostgres};
+use crate::startup::Application;
+use crate::users::{self, CreateUser, model::Role};
+use crate::{demo, openapi, telemetry};
+
+#[derive(Parser)]
+#[command(name = "rollcall", version, about = "Classroom check-in backend")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default). Applies pending migrations first.
+    Serve {
+        /// Create the demo users, course and lesson first (see `rollcall demo`).
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Apply pending migrations and exit.
+    Migrate,
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        action: UserCommand,
+    },
+    /// Create (idempotently) a demo teacher, 30 students, a course and a lesson.
+    Demo,
+    /// Print the OpenAPI document to stdout.
+    Openapi,
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user.
+    Add {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        password: String,
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        #[arg(long, default_value = "")]
+        real_name: String,
+        #[arg(long)]
+        student_number: Option<String>,
+    },
+}
+
+fn parse_role(raw: &str) -> Result<Role, String> {
+    raw.parse()
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let command = cli.command.unwrap_or(Command::Serve { demo: false });
+    if let Command::Openapi = command {
+        print!("{}", openapi::to_pretty_json());
+        return Ok(());
+    }
+    let settings = Settings::from_env()?;
+    telemetry::init(settings.log_format);
+    actix_web::rt::System::new().block_on(async move {
+        let serving = matches!(command, Command::Serve { .. });
+        let database = Database::open(&settings, serving)?;
+        let result = match command {
+            Command::Serve { demo } => serve(&settings, &database, demo).await,
+            Command::Migrate => Ok(()),
+            Command::User {
+                action:
+                    UserCommand::Add {
+                        username,
+                        password,
+                        role,
+                        real_name,
+                        student_number,
+                    },
+            } => {
+                let real_name = if real_name.is_empty() {
+                    username.clone()
+                } else {
+                    real_name
+                };
+                let input = CreateUser {
+                    username,
+                    password,
+                    role,
+                    real_name,
+                    student_number,
+                };
+                match users::create(&database.pool, input, chrono::Utc::now()).await {
+                    Ok(user) => {
+                        println!("created {} `{}` (id {})", user.role, user.username, user.id);
+                        Ok(())
+                    }
+                    Err(err) => Err(anyhow::anyhow!("{}", describe(&err))),
+                }
+            }
+            Command::Demo => demo::seed(&database.pool)
+                .await
+                .map(|credentials| print!("{credentials}")),
+            Command::Openapi => unreachable!("handled above"),
+        };
+        let finished = database.close(serving);
+        result.and(finished)
+    })
+}
+
+async fn serve(settings: &Settings, database: &Database, with_demo: bool) -> anyhow::Result<()> {
+    if with_demo {
+        print!("{}", demo::seed(&database.pool).await?);
+    }
+    let secret = jwt_secret(settings)?;
+    let app = Application::build(
+        settings,
+        secret.expose_secret().as_bytes(),
+        database.pool.clone(),
+        Arc::new(SystemClock),
+    )?;
+    tracing::info!(
+        address = %settings.bind,
+        docs = %format!("http://{}/docs/", settings.bind),
+        "rollcall is listening"
+    );
+    app.run_until_stopped().await?;
+    tracing::info!("server stopped");
+    Ok(())
+}
+
+/// A user-facing description of a rejected CLI input.
+fn describe(err: &crate::error::ApiError) -> String {
+    match err {
+        crate::error::ApiError::Validation(errors) => errors
+            .iter()
+            .map(|e| format!("--{}: {}", e.field.replace('_', "-"), e.message))
+            .collect::<Vec<_>>()
+            .join("; "),
+        other => other.to_string(),
+    }
+}
+
+/// The JWT secret: from configuration, or (embedded mode only) generated once and kept in
+/// the data directory so tokens survive restarts.
+fn jwt_secret(settings: &Settings) -> anyhow::Result<SecretString> {
+    if let Some(secret) = &settings.jwt_secret {
+        return Ok(secret.clone());
+    }
+    let path = settings.data_dir.join("jwt-secret");
+    load_or_create_secret(&path)
+}
+
+fn load_or_create_secret(path: &Path) -> anyhow::Result<SecretString> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Ok(existing) = std::fs::read_to_string(path) {
+        return Ok(SecretString::from(existing.trim().to_owned()));
+    }
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no OS randomness: {e}"))?;
+    let secret = hex::encode(bytes);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    file.write_all(secret.as_bytes())?;
+    Ok(SecretString::from(secret))
+}
+
+/// The database a command works on: the configured server, or the embedded cluster.
+struct Database {
+    pool: DbPool,
+    embedded: Option<EmbeddedPostgres>,
+    _serve_claim: Option<File>,
+}
+
+impl Database {
+    fn open(settings: &Settings, serving: bool) -> anyhow::Result<Self> {
+        let (url, embedded, claim) = match &settings.database_url {
+            Some(url) => (url.expose_secret().to_owned(), None, None),
+            None => {
+                let mut cluster = EmbeddedPostgres::new(&settings.data_dir)?;
+                let claim = if serving {
+                    Some(cluster.claim_for_serve()?)
+                } else {
+                    None
+                };
+                cluster.start("")?;
+                tracing::info!(
+                    cluster = %cluster.cluster_dir().display(),
+                    os_user = %cluster.os_user(),
+                    started_here = cluster.started_here(),
+                    "using the embedded PostgreSQL"
+                );
+                (cluster.url(embedded::DATABASE), Some(cluster), claim)
+            }
+        };
+        let pool = db::pool(&url, settings.db_pool_size);
+        let database = Self {
+            pool,
+            embedded,
+            _serve_claim: claim,
+        };
+        let migrated = database
+            .pool
+            .get()
+            .context("cannot connect to the database")
+            .and_then(|mut conn| db::migrate(&mut conn));
+        match migrated {
+            Ok(count) => {
+                if count > 0 {
+                    tracing::info!(count, "applied migrations");
+                }
+                Ok(database)
+            }
+            Err(err) => {
+                let _ = database.close(serving);
+                Err(err)
+            }
+        }
+    }
+
+    /// Releases the pool and stops the embedded cluster if this command owns it.
+    fn close(self, serving: bool) -> anyhow::Result<()> {
+        drop(self.pool);
+        match &self.embedded {
+            Some(cluster) if serving => cluster.stop(),
+            Some(cluster) => cluster.stop_if_unused(),
+            None => Ok(()),
+        }
+    }
+}

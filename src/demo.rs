@@ -1,0 +1,212 @@
+//! `rollcall demo`: an admin, a teacher, 30 students, a course and a lesson to try the API
+//! with. Idempotent: existing demo records are kept, missing ones created.
+
+use std::fmt::Write;
+
+use chrono::Utc;
+use diesel::prelude::*;
+
+use crate::auth::password;
+use crate::db::{self, DbPool};
+use crate::error::ApiError;
+use crate::schema::{courses, enrollments, lessons, users};
+use crate::users::model::Role;
+
+pub const ADMIN: (&str, &str) = ("demo.admin", "demo-admin-pw");
+pub const TEACHER: (&str, &str) = ("demo.teacher", "demo-teacher-pw");
+pub const STUDENT_PASSWORD: &str = "demo-student-pw";
+pub const STUDENTS: usize = 30;
+const COURSE_CODE: &str = "DEMO101";
+
+const NAMES: [&str; STUDENTS] = [
+    "Ada Lovelace",
+    "Alan Turing",
+    "Grace Hopper",
+    "Edsger Dijkstra",
+    "Barbara Liskov",
+    "Donald Knuth",
+    "Margaret Hamilton",
+    "John McCarthy",
+    "Frances Allen",
+    "Ken Thompson",
+    "Radia Perlman",
+    "Tony Hoare",
+    "Shafi Goldwasser",
+    "Niklaus Wirth",
+    "Adele Goldberg",
+    "Leslie Lamport",
+    "Sophie Wilson",
+    "Dennis Ritchie",
+    "Hedy Lamarr",
+    "Claude Shannon",
+    "Katherine Johnson",
+    "Edgar Codd",
+    "Jean Bartik",
+    "Robin Milner",
+    "Mary Shaw",
+    "Peter Naur",
+    "Ivan Sutherland",
+    "Lynn Conway",
+    "Zoë Ó Briain",
+    "José Müller, Jr.",
+];
+
+pub fn student_username(n: usize) -> String {
+    format!("demo.student{n:02}")
+}
+
+/// Creates whatever of the demo set is missing and returns the credentials to print.
+pub async fn seed(pool: &DbPool) -> anyhow::Result<String> {
+    let hashes = actix_web::web::block(|| -> anyhow::Result<[String; 3]> {
+        Ok([
+            password::hash(ADMIN.1)?,
+            password::hash(TEACHER.1)?,
+            password::hash(STUDENT_PASSWORD)?,
+        ])
+    })
+    .await??;
+    let (course_id, lesson_id) = db::run(pool, move |conn| {
+        Ok(conn.transaction(|conn| insert_missing(conn, &hashes))?)
+    })
+    .await
+    .map_err(|e: ApiError| anyhow::anyhow!("cannot seed the demo data: {e}"))?;
+
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Demo data is ready (for trying rollcall out; never use these accounts in production)."
+    );
+    let _ = writeln!(out, "  admin:    {} / {}", ADMIN.0, ADMIN.1);
+    let _ = writeln!(out, "  teacher:  {} / {}", TEACHER.0, TEACHER.1);
+    let _ = writeln!(
+        out,
+        "  students: {} … {} / {}",
+        student_username(1),
+        student_username(STUDENTS),
+        STUDENT_PASSWORD
+    );
+    let _ = writeln!(
+        out,
+        "  course {course_id} ({COURSE_CODE}), lesson {lesson_id}"
+    );
+    Ok(out)
+}
+
+fn insert_missing(
+    conn: &mut PgConnection,
+    [admin_hash, teacher_hash, student_hash]: &[String; 3],
+) -> QueryResult<(i64, i64)> {
+    let now = Utc::now();
+    let mut people = vec![
+        (
+            ADMIN.0.to_owned(),
+            admin_hash,
+            Role::Admin,
+            "Demo Admin".to_owned(),
+            None,
+        ),
+        (
+            TEACHER.0.to_owned(),
+            teacher_hash,
+            Role::Teacher,
+            "Demo Teacher".to_owned(),
+            None,
+        ),
+    ];
+    for (i, name) in NAMES.iter().enumerate() {
+        let n = i + 1;
+        people.push((
+            student_username(n),
+            student_hash,
+            Role::Student,
+            (*name).to_owned(),
+            Some(format!("D{n:04}")),
+        ));
+    }
+    let rows: Vec<_> = people
+        .iter()
+        .map(|(username, hash, role, real_name, number)| {
+            (
+                users::username.eq(username),
+                users::password_hash.eq(*hash),
+                users::role.eq(*role),
+                users::real_name.eq(real_name),
+                users::student_number.eq(number.as_deref()),
+                users::created_at.eq(now),
+            )
+        })
+        .collect();
+    diesel::insert_into(users::table)
+        .values(&rows)
+        .on_conflict_do_nothing()
+        .execute(conn)?;
+
+    let teacher_id: i64 = users::table
+        .filter(users::username.eq(TEACHER.0))
+        .select(users::id)
+        .first(conn)?;
+    let existing_course: Option<i64> = courses::table
+        .filter(
+            courses::teacher_id
+                .eq(teacher_id)
+                .and(courses::code.eq(COURSE_CODE)),
+        )
+        .select(courses::id)
+        .first(conn)
+        .optional()?;
+    let course_id = match existing_course {
+        Some(id) => id,
+        None => diesel::insert_into(courses::table)
+            .values((
+                courses::title.eq("Demo Course: Introduction to Computing"),
+                courses::code.eq(COURSE_CODE),
+                courses::teacher_id.eq(teacher_id),
+                courses::created_at.eq(now),
+            ))
+            .returning(courses::id)
+            .get_result(conn)?,
+    };
+    let student_names: Vec<String> = (1..=STUDENTS).map(student_username).collect();
+    let student_ids: Vec<i64> = users::table
+        .filter(
+            users::username
+                .eq_any(&student_names)
+                .and(users::role.eq(Role::Student)),
+        )
+        .select(users::id)
+        .load(conn)?;
+    let enrolments: Vec<_> = student_ids
+        .iter()
+        .map(|id| {
+            (
+                enrollments::course_id.eq(course_id),
+                enrollments::student_id.eq(id),
+                enrollments::enrolled_at.eq(now),
+            )
+        })
+        .collect();
+    diesel::insert_into(enrollments::table)
+        .values(&enrolments)
+        .on_conflict_do_nothing()
+        .execute(conn)?;
+
+    let existing_lesson: Option<i64> = lessons::table
+        .filter(lessons::course_id.eq(course_id))
+        .select(lessons::id)
+        .order(lessons::id)
+        .first(conn)
+        .optional()?;
+    let lesson_id = match existing_lesson {
+        Some(id) => id,
+        None => diesel::insert_into(lessons::table)
+            .values((
+                lessons::course_id.eq(course_id),
+                lessons::title.eq("Lesson 1: Welcome"),
+                lessons::starts_at.eq(Some(now)),
+                lessons::created_at.eq(now),
+            ))
+            .returning(lessons::id)
+            .get_result(conn)?,
+    };
+    Ok((course_id, lesson_id))
+}

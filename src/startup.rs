@@ -1,0 +1,147 @@
+//! Builds the application: the route table (which is also the OpenAPI document), the
+//! middleware, and a server bound to a listener so tests can use port 0.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::{Server, ServiceFactory, ServiceRequest};
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpResponse, HttpServer, web};
+use utoipa::OpenApi;
+use utoipa_actix_web::{AppExt, scope};
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::auth::jwt::TokenKeys;
+use crate::clock::SharedClock;
+use crate::config::Settings;
+use crate::db::DbPool;
+use crate::openapi::ApiDoc;
+use crate::rejections::{self, RouteTable};
+use crate::state::AppState;
+use crate::{auth, ops, telemetry, users};
+
+/// Every route, registered once. The OpenAPI document is collected from this list.
+fn api(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    config
+        .service(auth::login::login)
+        .service(users::get_me)
+        .service(users::update_me)
+        .service(users::create_user)
+        .service(users::list_users);
+}
+
+fn operations(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    config.service(ops::healthz).service(ops::readyz);
+}
+
+/// Registers the routes on `app` and returns it with the document collected from them.
+fn with_routes<T>(app: App<T>) -> (App<T>, utoipa::openapi::OpenApi)
+where
+    T: ServiceFactory<ServiceRequest, Config = (), Error = actix_web::Error, InitError = ()>,
+{
+    app.into_utoipa_app()
+        .openapi(ApiDoc::openapi())
+        .service(scope::scope("/api/v1").configure(api))
+        .configure(operations)
+        .split_for_parts()
+}
+
+/// The OpenAPI document, built from the same registration the server uses.
+pub fn document() -> utoipa::openapi::OpenApi {
+    with_routes(App::new()).1
+}
+
+/// (pattern, methods) for each documented path, for 404-versus-405 answers.
+fn route_table(doc: &utoipa::openapi::OpenApi) -> RouteTable {
+    RouteTable::new(doc.paths.paths.iter().map(|(path, item)| {
+        let methods = item_methods(item);
+        (path.clone(), methods)
+    }))
+}
+
+fn item_methods(item: &utoipa::openapi::PathItem) -> Vec<String> {
+    [
+        ("GET", &item.get),
+        ("POST", &item.post),
+        ("PUT", &item.put),
+        ("PATCH", &item.patch),
+        ("DELETE", &item.delete),
+    ]
+    .into_iter()
+    .filter(|(_, op)| op.is_some())
+    .map(|(method, _)| method.to_owned())
+    .collect()
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Binds `settings.bind` (port 0 picks a free port) and prepares the server.
+    pub fn build(
+        settings: &Settings,
+        jwt_secret: &[u8],
+        pool: DbPool,
+        clock: SharedClock,
+    ) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(settings.bind).map_err(|e| {
+            anyhow::anyhow!("cannot listen on {} (ROLLCALL_BIND): {e}", settings.bind)
+        })?;
+        let port = listener.local_addr()?.port();
+        let state = web::Data::new(AppState {
+            pool,
+            tokens: TokenKeys::new(
+                jwt_secret,
+                &settings.jwt_issuer,
+                &settings.jwt_audience,
+                settings.token_ttl,
+            ),
+            clock,
+            trusted_proxies: settings.trusted_proxies.clone(),
+        });
+        let document = document();
+        let routes = web::Data::new(route_table(&document));
+        let document = Arc::new(document);
+        let server = HttpServer::new(move || {
+            let (app, _) = with_routes(App::new());
+            app.app_data(state.clone())
+                .app_data(routes.clone())
+                .app_data(rejections::json_config())
+                .app_data(rejections::query_config())
+                .app_data(rejections::path_config())
+                .service(
+                    SwaggerUi::new("/docs/{_:.*}")
+                        .url("/api-docs/openapi.json", (*document).clone()),
+                )
+                .route(
+                    "/docs",
+                    web::get().to(|| async {
+                        HttpResponse::PermanentRedirect()
+                            .insert_header(("Location", "/docs/"))
+                            .finish()
+                    }),
+                )
+                .default_service(web::to(rejections::fallback))
+                .wrap(from_fn(telemetry::request_log))
+        })
+        .listen(listener)?
+        .shutdown_timeout(settings.shutdown_timeout.as_secs())
+        .run();
+        Ok(Self { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGINT/SIGTERM (or the handle stops it), finishing in-flight requests.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+}

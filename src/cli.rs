@@ -80,27 +80,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Serve { demo } => serve(&settings, &database, demo).await,
             Command::Migrate => Ok(()),
             Command::User {
-                action:
-                    UserCommand::Add {
-                        username,
-                        password,
-                        role,
-                        real_name,
-                        student_number,
-                    },
+                action: UserCommand::Add { username, password, role, real_name, student_number },
             } => {
-                let real_name = if real_name.is_empty() {
-                    username.clone()
-                } else {
-                    real_name
-                };
-                let input = CreateUser {
-                    username,
-                    password,
-                    role,
-                    real_name,
-                    student_number,
-                };
+                let real_name = if real_name.is_empty() { username.clone() } else { real_name };
+                let input = CreateUser { username, password, role, real_name, student_number };
                 match users::create(&database.pool, input, chrono::Utc::now()).await {
                     Ok(user) => {
                         println!("created {} `{}` (id {})", user.role, user.username, user.id);
@@ -109,9 +92,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                     Err(err) => Err(anyhow::anyhow!("{}", describe(&err))),
                 }
             }
-            Command::Demo => demo::seed(&database.pool)
-                .await
-                .map(|credentials| print!("{credentials}")),
+            Command::Demo => demo::seed(&database.pool).await.map(|credentials| print!("{credentials}")),
             Command::Openapi => unreachable!("handled above"),
         };
         let finished = database.close(serving);
@@ -130,11 +111,8 @@ async fn serve(settings: &Settings, database: &Database, with_demo: bool) -> any
         database.pool.clone(),
         Arc::new(SystemClock),
     )?;
-    tracing::info!(
-        address = %settings.bind,
-        docs = %format!("http://{}/docs/", settings.bind),
-        "rollcall is listening"
-    );
+    let address = format!("http://{}:{}", settings.bind.ip(), app.port());
+    tracing::info!("rollcall is listening on {address} (API docs at {address}/docs/)");
     app.run_until_stopped().await?;
     tracing::info!("server stopped");
     Ok(())
@@ -194,11 +172,7 @@ impl Database {
             Some(url) => (url.expose_secret().to_owned(), None, None),
             None => {
                 let mut cluster = EmbeddedPostgres::new(&settings.data_dir)?;
-                let claim = if serving {
-                    Some(cluster.claim_for_serve()?)
-                } else {
-                    None
-                };
+                let claim = if serving { Some(cluster.claim_for_serve()?) } else { None };
                 cluster.start("")?;
                 tracing::info!(
                     cluster = %cluster.cluster_dir().display(),
@@ -210,11 +184,7 @@ impl Database {
             }
         };
         let pool = db::pool(&url, settings.db_pool_size);
-        let database = Self {
-            pool,
-            embedded,
-            _serve_claim: claim,
-        };
+        let database = Self { pool, embedded, _serve_claim: claim };
         let migrated = database
             .pool
             .get()

@@ -13,8 +13,7 @@ pub type SharedClock = Arc<dyn Clock>;
 pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> DateTime<Utc>;
     /// Resolves once `now() >= deadline`.
-    fn sleep_until(&self, deadline: DateTime<Utc>)
-    -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
+    fn sleep_until(&self, deadline: DateTime<Utc>) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
 }
 
 /// The wall clock.
@@ -25,10 +24,7 @@ impl Clock for SystemClock {
         Utc::now()
     }
 
-    fn sleep_until(
-        &self,
-        deadline: DateTime<Utc>,
-    ) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+    fn sleep_until(&self, deadline: DateTime<Utc>) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
         Box::pin(async move {
             // Re-check after waking: the wall clock may have been adjusted meanwhile.
             loop {
@@ -50,10 +46,7 @@ pub struct ManualClock {
 
 impl ManualClock {
     pub fn new(start: DateTime<Utc>) -> Arc<Self> {
-        Arc::new(Self {
-            now: Mutex::new(start),
-            changed: watch::Sender::new(()),
-        })
+        Arc::new(Self { now: Mutex::new(start), changed: watch::Sender::new(()) })
     }
 
     pub fn set(&self, to: DateTime<Utc>) {
@@ -72,10 +65,7 @@ impl Clock for ManualClock {
         *self.now.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn sleep_until(
-        &self,
-        deadline: DateTime<Utc>,
-    ) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+    fn sleep_until(&self, deadline: DateTime<Utc>) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
         let mut changed = self.changed.subscribe();
         Box::pin(async move {
             while self.now() < deadline {
@@ -103,9 +93,6 @@ mod tests {
         tokio::task::yield_now().await;
         assert!(!sleeper.is_finished());
         clock.advance(Duration::seconds(5));
-        tokio::time::timeout(std::time::Duration::from_secs(5), sleeper)
-            .await
-            .unwrap()
-            .unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(5), sleeper).await.unwrap().unwrap();
     }
 }

@@ -47,13 +47,10 @@ impl Settings {
     /// Reads the process environment, after loading `.env` if there is one.
     pub fn from_env() -> Result<Self, ConfigError> {
         // A missing .env is normal; a malformed one is reported like any bad variable.
-        if let Err(err) = dotenvy::dotenv() {
-            if !err.not_found() {
-                return Err(ConfigError {
-                    variable: ".env",
-                    message: err.to_string(),
-                });
-            }
+        if let Err(err) = dotenvy::dotenv()
+            && !err.not_found()
+        {
+            return Err(ConfigError { variable: ".env", message: err.to_string() });
         }
         Self::from_lookup(|name| std::env::var(name).ok())
     }
@@ -72,8 +69,7 @@ impl Settings {
             None if database_url.is_some() => {
                 return Err(ConfigError {
                     variable: "ROLLCALL_JWT_SECRET",
-                    message: "is required when DATABASE_URL is set (e.g. `openssl rand -hex 32`)"
-                        .into(),
+                    message: "is required when DATABASE_URL is set (e.g. `openssl rand -hex 32`)".into(),
                 });
             }
             None => None,
@@ -104,25 +100,18 @@ impl Settings {
         }
         Ok(Self {
             database_url,
-            bind: parse(
-                &var,
-                "ROLLCALL_BIND",
-                SocketAddr::from(([127, 0, 0, 1], 8080)),
-            )?,
+            bind: parse(&var, "ROLLCALL_BIND", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
             jwt_secret,
             jwt_issuer: var("ROLLCALL_JWT_ISSUER").unwrap_or_else(|| "rollcall".into()),
             jwt_audience: var("ROLLCALL_JWT_AUDIENCE").unwrap_or_else(|| "rollcall-api".into()),
             token_ttl: Duration::from_secs(ttl_seconds),
-            data_dir: var("ROLLCALL_DATA_DIR")
-                .map_or_else(|| PathBuf::from(".rollcall"), PathBuf::from),
+            data_dir: var("ROLLCALL_DATA_DIR").map_or_else(|| PathBuf::from(".rollcall"), PathBuf::from),
             cors_origins: list(&var, "ROLLCALL_CORS_ORIGINS", |origin| {
                 let url = url::Url::parse(origin).map_err(|e| e.to_string())?;
                 if url.origin().is_tuple() && url.path() == "/" && !origin.ends_with('/') {
                     Ok(origin.to_string())
                 } else {
-                    Err(format!(
-                        "`{origin}` is not an origin like https://app.example.edu"
-                    ))
+                    Err(format!("`{origin}` is not an origin like https://app.example.edu"))
                 }
             })?,
             trusted_proxies: list(&var, "ROLLCALL_TRUSTED_PROXIES", |ip| {
@@ -130,11 +119,7 @@ impl Settings {
             })?,
             db_pool_size,
             log_format,
-            shutdown_timeout: Duration::from_secs(parse(
-                &var,
-                "ROLLCALL_SHUTDOWN_TIMEOUT_SECONDS",
-                30,
-            )?),
+            shutdown_timeout: Duration::from_secs(parse(&var, "ROLLCALL_SHUTDOWN_TIMEOUT_SECONDS", 30)?),
         })
     }
 }
@@ -150,10 +135,10 @@ where
 {
     match var(name) {
         None => Ok(default),
-        Some(raw) => raw.trim().parse().map_err(|e: T::Err| ConfigError {
-            variable: name,
-            message: format!("`{raw}`: {e}"),
-        }),
+        Some(raw) => raw
+            .trim()
+            .parse()
+            .map_err(|e: T::Err| ConfigError { variable: name, message: format!("`{raw}`: {e}") }),
     }
 }
 
@@ -167,12 +152,7 @@ fn list<T>(
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| {
-            item(s).map_err(|message| ConfigError {
-                variable: name,
-                message,
-            })
-        })
+        .map(|s| item(s).map_err(|message| ConfigError { variable: name, message }))
         .collect()
 }
 
@@ -183,10 +163,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Settings::from_lookup(|name| map.get(name).cloned())
     }
 
@@ -197,60 +174,35 @@ mod tests {
         assert_eq!(s.bind.to_string(), "127.0.0.1:8080");
         assert_eq!(s.data_dir, PathBuf::from(".rollcall"));
         assert_eq!(s.token_ttl, Duration::from_secs(3600));
-        assert_eq!(
-            (s.jwt_issuer.as_str(), s.jwt_audience.as_str()),
-            ("rollcall", "rollcall-api")
-        );
+        assert_eq!((s.jwt_issuer.as_str(), s.jwt_audience.as_str()), ("rollcall", "rollcall-api"));
     }
 
     #[test]
     fn an_external_database_requires_a_jwt_secret() {
         let err = settings(&[("DATABASE_URL", "postgres://db/x")]).unwrap_err();
         assert_eq!(err.variable, "ROLLCALL_JWT_SECRET");
-        let ok = settings(&[
-            ("DATABASE_URL", "postgres://db/x"),
-            ("ROLLCALL_JWT_SECRET", &"k".repeat(32)),
-        ]);
-        assert_eq!(
-            ok.unwrap().jwt_secret.unwrap().expose_secret(),
-            "k".repeat(32)
-        );
+        let ok = settings(&[("DATABASE_URL", "postgres://db/x"), ("ROLLCALL_JWT_SECRET", &"k".repeat(32))]);
+        assert_eq!(ok.unwrap().jwt_secret.unwrap().expose_secret(), "k".repeat(32));
     }
 
     #[test]
     fn short_secrets_and_bad_values_name_their_variable() {
         assert_eq!(
-            settings(&[("ROLLCALL_JWT_SECRET", "short")])
-                .unwrap_err()
-                .variable,
+            settings(&[("ROLLCALL_JWT_SECRET", "short")]).unwrap_err().variable,
             "ROLLCALL_JWT_SECRET"
         );
+        assert_eq!(settings(&[("ROLLCALL_BIND", "nope")]).unwrap_err().variable, "ROLLCALL_BIND");
         assert_eq!(
-            settings(&[("ROLLCALL_BIND", "nope")]).unwrap_err().variable,
-            "ROLLCALL_BIND"
-        );
-        assert_eq!(
-            settings(&[("ROLLCALL_CORS_ORIGINS", "https://a.edu/path")])
-                .unwrap_err()
-                .variable,
+            settings(&[("ROLLCALL_CORS_ORIGINS", "https://a.edu/path")]).unwrap_err().variable,
             "ROLLCALL_CORS_ORIGINS"
         );
         assert_eq!(
-            settings(&[("ROLLCALL_TRUSTED_PROXIES", "10.0.0.1,x")])
-                .unwrap_err()
-                .variable,
+            settings(&[("ROLLCALL_TRUSTED_PROXIES", "10.0.0.1,x")]).unwrap_err().variable,
             "ROLLCALL_TRUSTED_PROXIES"
         );
+        assert_eq!(settings(&[("ROLLCALL_LOG_FORMAT", "xml")]).unwrap_err().variable, "ROLLCALL_LOG_FORMAT");
         assert_eq!(
-            settings(&[("ROLLCALL_LOG_FORMAT", "xml")])
-                .unwrap_err()
-                .variable,
-            "ROLLCALL_LOG_FORMAT"
-        );
-        assert_eq!(
-            settings(&[("ROLLCALL_TOKEN_TTL_SECONDS", "5")])
-                .unwrap_err()
-                .variable,
+            settings(&[("ROLLCALL_TOKEN_TTL_SECONDS", "5")]).unwrap_err().variable,
             "ROLLCALL_TOKEN_TTL_SECONDS"
         );
     }
@@ -258,17 +210,11 @@ mod tests {
     #[test]
     fn lists_are_comma_separated() {
         let s = settings(&[
-            (
-                "ROLLCALL_CORS_ORIGINS",
-                "https://a.edu, http://localhost:5173",
-            ),
+            ("ROLLCALL_CORS_ORIGINS", "https://a.edu, http://localhost:5173"),
             ("ROLLCALL_TRUSTED_PROXIES", "127.0.0.1,::1"),
         ])
         .unwrap();
-        assert_eq!(
-            s.cors_origins,
-            vec!["https://a.edu", "http://localhost:5173"]
-        );
+        assert_eq!(s.cors_origins, vec!["https://a.edu", "http://localhost:5173"]);
         assert_eq!(s.trusted_proxies.len(), 2);
     }
 
@@ -280,9 +226,6 @@ mod tests {
         ])
         .unwrap();
         let debug = format!("{s:?}");
-        assert!(
-            !debug.contains("hunter2") && !debug.contains("s3cr3t"),
-            "{debug}"
-        );
+        assert!(!debug.contains("hunter2") && !debug.contains("s3cr3t"), "{debug}");
     }
 }

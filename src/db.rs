@@ -32,9 +32,8 @@ pub fn pool(url: &str, size: u32) -> DbPool {
 
 /// Applies pending migrations; returns how many ran.
 pub fn migrate(conn: &mut PgConnection) -> anyhow::Result<usize> {
-    let applied = conn
-        .run_pending_migrations(MIGRATIONS)
-        .map_err(|e| anyhow::anyhow!("migration failed: {e}"))?;
+    let applied =
+        conn.run_pending_migrations(MIGRATIONS).map_err(|e| anyhow::anyhow!("migration failed: {e}"))?;
     Ok(applied.len())
 }
 
@@ -135,16 +134,10 @@ impl Page {
         let offset = self.offset.unwrap_or(0);
         let mut errors = Vec::new();
         if !(1..=1000).contains(&limit) {
-            errors.push(crate::error::FieldError::new(
-                "limit",
-                "must be between 1 and 1000",
-            ));
+            errors.push(crate::error::FieldError::new("limit", "must be between 1 and 1000"));
         }
         if offset < 0 {
-            errors.push(crate::error::FieldError::new(
-                "offset",
-                "must not be negative",
-            ));
+            errors.push(crate::error::FieldError::new("offset", "must not be negative"));
         }
         crate::error::check(errors)?;
         Ok((limit, offset))

@@ -58,18 +58,13 @@ pub fn student_username(n: usize) -> String {
 /// Creates whatever of the demo set is missing and returns the credentials to print.
 pub async fn seed(pool: &DbPool) -> anyhow::Result<String> {
     let hashes = actix_web::web::block(|| -> anyhow::Result<[String; 3]> {
-        Ok([
-            password::hash(ADMIN.1)?,
-            password::hash(TEACHER.1)?,
-            password::hash(STUDENT_PASSWORD)?,
-        ])
+        Ok([password::hash(ADMIN.1)?, password::hash(TEACHER.1)?, password::hash(STUDENT_PASSWORD)?])
     })
     .await??;
-    let (course_id, lesson_id) = db::run(pool, move |conn| {
-        Ok(conn.transaction(|conn| insert_missing(conn, &hashes))?)
-    })
-    .await
-    .map_err(|e: ApiError| anyhow::anyhow!("cannot seed the demo data: {e}"))?;
+    let (course_id, lesson_id) =
+        db::run(pool, move |conn| Ok(conn.transaction(|conn| insert_missing(conn, &hashes))?))
+            .await
+            .map_err(|e: ApiError| anyhow::anyhow!("cannot seed the demo data: {e}"))?;
 
     let mut out = String::new();
     let _ = writeln!(
@@ -85,10 +80,7 @@ pub async fn seed(pool: &DbPool) -> anyhow::Result<String> {
         student_username(STUDENTS),
         STUDENT_PASSWORD
     );
-    let _ = writeln!(
-        out,
-        "  course {course_id} ({COURSE_CODE}), lesson {lesson_id}"
-    );
+    let _ = writeln!(out, "  course {course_id} ({COURSE_CODE}), lesson {lesson_id}");
     Ok(out)
 }
 
@@ -98,20 +90,8 @@ fn insert_missing(
 ) -> QueryResult<(i64, i64)> {
     let now = Utc::now();
     let mut people = vec![
-        (
-            ADMIN.0.to_owned(),
-            admin_hash,
-            Role::Admin,
-            "Demo Admin".to_owned(),
-            None,
-        ),
-        (
-            TEACHER.0.to_owned(),
-            teacher_hash,
-            Role::Teacher,
-            "Demo Teacher".to_owned(),
-            None,
-        ),
+        (ADMIN.0.to_owned(), admin_hash, Role::Admin, "Demo Admin".to_owned(), None),
+        (TEACHER.0.to_owned(), teacher_hash, Role::Teacher, "Demo Teacher".to_owned(), None),
     ];
     for (i, name) in NAMES.iter().enumerate() {
         let n = i + 1;
@@ -136,21 +116,11 @@ fn insert_missing(
             )
         })
         .collect();
-    diesel::insert_into(users::table)
-        .values(&rows)
-        .on_conflict_do_nothing()
-        .execute(conn)?;
+    diesel::insert_into(users::table).values(&rows).on_conflict_do_nothing().execute(conn)?;
 
-    let teacher_id: i64 = users::table
-        .filter(users::username.eq(TEACHER.0))
-        .select(users::id)
-        .first(conn)?;
+    let teacher_id: i64 = users::table.filter(users::username.eq(TEACHER.0)).select(users::id).first(conn)?;
     let existing_course: Option<i64> = courses::table
-        .filter(
-            courses::teacher_id
-                .eq(teacher_id)
-                .and(courses::code.eq(COURSE_CODE)),
-        )
+        .filter(courses::teacher_id.eq(teacher_id).and(courses::code.eq(COURSE_CODE)))
         .select(courses::id)
         .first(conn)
         .optional()?;
@@ -168,11 +138,7 @@ fn insert_missing(
     };
     let student_names: Vec<String> = (1..=STUDENTS).map(student_username).collect();
     let student_ids: Vec<i64> = users::table
-        .filter(
-            users::username
-                .eq_any(&student_names)
-                .and(users::role.eq(Role::Student)),
-        )
+        .filter(users::username.eq_any(&student_names).and(users::role.eq(Role::Student)))
         .select(users::id)
         .load(conn)?;
     let enrolments: Vec<_> = student_ids
@@ -185,10 +151,7 @@ fn insert_missing(
             )
         })
         .collect();
-    diesel::insert_into(enrollments::table)
-        .values(&enrolments)
-        .on_conflict_do_nothing()
-        .execute(conn)?;
+    diesel::insert_into(enrollments::table).values(&enrolments).on_conflict_do_nothing().execute(conn)?;
 
     let existing_lesson: Option<i64> = lessons::table
         .filter(lessons::course_id.eq(course_id))

@@ -37,18 +37,8 @@ impl EmbeddedPostgres {
         fs::create_dir_all(data_dir)
             .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
         let data_dir = data_dir.canonicalize()?;
-        let run_as = if geteuid().is_root() {
-            Some(unprivileged_user()?)
-        } else {
-            None
-        };
-        Ok(Self {
-            cluster_dir: data_dir.join("postgres"),
-            data_dir,
-            bin_dir,
-            run_as,
-            started_here: false,
-        })
+        let run_as = if geteuid().is_root() { Some(unprivileged_user()?) } else { None };
+        Ok(Self { cluster_dir: data_dir.join("postgres"), data_dir, bin_dir, run_as, started_here: false })
     }
 
     pub fn cluster_dir(&self) -> &Path {
@@ -59,10 +49,9 @@ impl EmbeddedPostgres {
     pub fn os_user(&self) -> String {
         match &self.run_as {
             Some(user) => user.name.clone(),
-            None => User::from_uid(geteuid())
-                .ok()
-                .flatten()
-                .map_or_else(|| geteuid().to_string(), |u| u.name),
+            None => {
+                User::from_uid(geteuid()).ok().flatten().map_or_else(|| geteuid().to_string(), |u| u.name)
+            }
         }
     }
 
@@ -71,8 +60,7 @@ impl EmbeddedPostgres {
         let mut url = url::Url::parse(&format!("postgresql://{ROLE}@localhost:{PORT}"))
             .expect("unwrap: a constant, valid URL");
         url.set_path(database);
-        url.query_pairs_mut()
-            .append_pair("host", &self.cluster_dir.to_string_lossy());
+        url.query_pairs_mut().append_pair("host", &self.cluster_dir.to_string_lossy());
         url.to_string()
     }
 
@@ -96,11 +84,7 @@ impl EmbeddedPostgres {
                 .status()
                 .context("cannot run pg_ctl")?;
             if !status.success() {
-                bail!(
-                    "the embedded PostgreSQL did not start; see {}{}",
-                    log.display(),
-                    tail(&log)
-                );
+                bail!("the embedded PostgreSQL did not start; see {}{}", log.display(), tail(&log));
             }
             self.started_here = true;
         }
@@ -131,14 +115,7 @@ impl EmbeddedPostgres {
         }
         let status = self
             .command("pg_ctl")
-            .args([
-                "stop",
-                "--wait",
-                "--timeout=60",
-                "--silent",
-                "--mode=fast",
-                "-D",
-            ])
+            .args(["stop", "--wait", "--timeout=60", "--silent", "--mode=fast", "-D"])
             .arg(&self.cluster_dir)
             .status()
             .context("cannot run pg_ctl")?;
@@ -165,15 +142,9 @@ impl EmbeddedPostgres {
             .output()
             .context("cannot run initdb")?;
         if !output.status.success() {
-            bail!(
-                "initdb failed: {}{}",
-                String::from_utf8_lossy(&output.stderr).trim(),
-                self.access_hint()
-            );
+            bail!("initdb failed: {}{}", String::from_utf8_lossy(&output.stderr).trim(), self.access_hint());
         }
-        let mut conf = OpenOptions::new()
-            .append(true)
-            .open(scratch.join("postgresql.conf"))?;
+        let mut conf = OpenOptions::new().append(true).open(scratch.join("postgresql.conf"))?;
         conf.write_all(BASE_CONF.as_bytes())?;
         conf.write_all(extra_conf.as_bytes())?;
         fs::rename(&scratch, &self.cluster_dir)?;
@@ -184,11 +155,9 @@ impl EmbeddedPostgres {
         let mut conn = PgConnection::establish(&self.url("postgres"))
             .context("cannot connect to the embedded PostgreSQL")?;
         let exists = diesel::select(
-            diesel::dsl::sql::<diesel::sql_types::Bool>(
-                "EXISTS (SELECT 1 FROM pg_database WHERE datname = ",
-            )
-            .bind::<diesel::sql_types::Text, _>(name)
-            .sql(")"),
+            diesel::dsl::sql::<diesel::sql_types::Bool>("EXISTS (SELECT 1 FROM pg_database WHERE datname = ")
+                .bind::<diesel::sql_types::Text, _>(name)
+                .sql(")"),
         )
         .get_result::<bool>(&mut conn)?;
         if !exists {
@@ -250,10 +219,10 @@ pub fn lock_file(path: &Path) -> anyhow::Result<File> {
 /// The user the database runs as when we are root: `postgres` if it exists, else `nobody`.
 fn unprivileged_user() -> anyhow::Result<User> {
     for name in ["postgres", "nobody"] {
-        if let Some(user) = User::from_name(name)? {
-            if user.uid != Uid::from_raw(0) {
-                return Ok(user);
-            }
+        if let Some(user) = User::from_name(name)?
+            && user.uid != Uid::from_raw(0)
+        {
+            return Ok(user);
         }
     }
     bail!("running as root, but neither a `postgres` nor a `nobody` user exists to run PostgreSQL")
@@ -262,11 +231,7 @@ fn unprivileged_user() -> anyhow::Result<User> {
 /// Where the PostgreSQL server binaries are: `pg_config --bindir`, then the newest
 /// `/usr/lib/postgresql/*/bin`, then `PATH`.
 pub fn find_bin_dir() -> anyhow::Result<PathBuf> {
-    let has_server = |dir: &Path| {
-        ["initdb", "pg_ctl", "postgres"]
-            .iter()
-            .all(|b| dir.join(b).is_file())
-    };
+    let has_server = |dir: &Path| ["initdb", "pg_ctl", "postgres"].iter().all(|b| dir.join(b).is_file());
     let from_pg_config = Command::new("pg_config")
         .arg("--bindir")
         .stderr(Stdio::null())
@@ -283,7 +248,7 @@ pub fn find_bin_dir() -> anyhow::Result<PathBuf> {
             Some((version, entry.path().join("bin")))
         })
         .collect();
-    debian.sort_by(|a, b| b.0.cmp(&a.0));
+    debian.sort_by_key(|(version, _)| std::cmp::Reverse(*version));
     let on_path = std::env::var_os("PATH")
         .map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
         .unwrap_or_default();
@@ -308,10 +273,7 @@ fn tail(log: &Path) -> String {
     if lines.is_empty() {
         String::new()
     } else {
-        format!(
-            ":\n  {}",
-            lines.into_iter().rev().collect::<Vec<_>>().join("\n  ")
-        )
+        format!(":\n  {}", lines.into_iter().rev().collect::<Vec<_>>().join("\n  "))
     }
 }
 
@@ -320,11 +282,7 @@ impl EmbeddedPostgres {
     /// directory gets a clear error instead of sharing (and later stopping) the cluster.
     pub fn claim_for_serve(&self) -> anyhow::Result<File> {
         let path = self.data_dir.join("serve.lock");
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)?;
+        let file = OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
         match file.try_lock() {
             Ok(()) => Ok(file),
             Err(std::fs::TryLockError::WouldBlock) => bail!(

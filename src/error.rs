@@ -17,10 +17,7 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-        }
+        Self { field: field.into(), message: message.into() }
     }
 }
 
@@ -82,10 +79,7 @@ pub enum ApiError {
 
 impl ApiError {
     pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
-        Self::Conflict {
-            code,
-            detail: detail.into(),
-        }
+        Self::Conflict { code, detail: detail.into() }
     }
 
     pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
@@ -160,9 +154,7 @@ impl ResponseError for ApiError {
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::Validation(_) | Self::InvalidCode | Self::CodeExpired => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            Self::Validation(_) | Self::InvalidCode | Self::CodeExpired => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -199,9 +191,7 @@ impl From<diesel::result::Error> for ApiError {
         match error {
             Error::NotFound => Self::NotFound("no such resource"),
             Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _)
-            | Error::DatabaseError(DatabaseErrorKind::UnableToSendCommand, _) => {
-                Self::DatabaseUnavailable
-            }
+            | Error::DatabaseError(DatabaseErrorKind::UnableToSendCommand, _) => Self::DatabaseUnavailable,
             other => Self::Unexpected(anyhow::Error::new(other).context("database query failed")),
         }
     }
@@ -209,11 +199,7 @@ impl From<diesel::result::Error> for ApiError {
 
 /// Rejects a body that failed validation, or passes the value through.
 pub fn check(errors: Vec<FieldError>) -> Result<(), ApiError> {
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(ApiError::Validation(errors))
-    }
+    if errors.is_empty() { Ok(()) } else { Err(ApiError::Validation(errors)) }
 }
 
 /// Parses an optional field, collecting its error under `field`, so one response can

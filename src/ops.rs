@@ -34,9 +34,7 @@ pub async fn healthz() -> web::Json<Health> {
 #[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     db::run(&state.pool, |conn| {
-        diesel::sql_query("SELECT 1")
-            .execute(conn)
-            .map_err(|_| ApiError::DatabaseUnavailable)
+        diesel::sql_query("SELECT 1").execute(conn).map_err(|_| ApiError::DatabaseUnavailable)
     })
     .await?;
     Ok(HttpResponse::Ok().json(Health { status: "ready" }))

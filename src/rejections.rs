@@ -12,9 +12,7 @@ use crate::error::{ApiError, FieldError};
 pub const BODY_LIMIT: usize = 64 * 1024;
 
 pub fn json_config() -> web::JsonConfig {
-    web::JsonConfig::default()
-        .limit(BODY_LIMIT)
-        .error_handler(|err, _req| json_error(err).into())
+    web::JsonConfig::default().limit(BODY_LIMIT).error_handler(|err, _req| json_error(err).into())
 }
 
 pub fn query_config() -> web::QueryConfig {
@@ -27,8 +25,7 @@ pub fn path_config() -> web::PathConfig {
 
 fn json_error(err: JsonPayloadError) -> ApiError {
     match err {
-        JsonPayloadError::Overflow { limit }
-        | JsonPayloadError::OverflowKnownLength { limit, .. } => {
+        JsonPayloadError::Overflow { limit } | JsonPayloadError::OverflowKnownLength { limit, .. } => {
             ApiError::PayloadTooLarge { limit }
         }
         JsonPayloadError::ContentType => {
@@ -85,12 +82,7 @@ pub struct RouteTable(Vec<(ResourceDef, Vec<String>)>);
 
 impl RouteTable {
     pub fn new(routes: impl IntoIterator<Item = (String, Vec<String>)>) -> Self {
-        Self(
-            routes
-                .into_iter()
-                .map(|(pattern, methods)| (ResourceDef::new(pattern), methods))
-                .collect(),
-        )
+        Self(routes.into_iter().map(|(pattern, methods)| (ResourceDef::new(pattern), methods)).collect())
     }
 
     fn allowed_methods(&self, path: &str) -> Option<Vec<String>> {
@@ -112,32 +104,17 @@ mod tests {
     fn missing_field_is_read_from_serde_wording() {
         let err = serde_json::from_str::<serde_json::Value>("{").unwrap_err();
         assert_eq!(missing_field(&err.to_string()), None);
-        assert_eq!(
-            missing_field("missing field `title` at line 1 column 2"),
-            Some("title")
-        );
+        assert_eq!(missing_field("missing field `title` at line 1 column 2"), Some("title"));
     }
 
     #[test]
     fn route_table_lists_methods_of_matching_patterns() {
         let table = RouteTable::new([
-            (
-                "/api/v1/courses/{course_id}".to_string(),
-                vec!["GET".to_string()],
-            ),
-            (
-                "/api/v1/courses".to_string(),
-                vec!["GET".to_string(), "POST".to_string()],
-            ),
+            ("/api/v1/courses/{course_id}".to_string(), vec!["GET".to_string()]),
+            ("/api/v1/courses".to_string(), vec!["GET".to_string(), "POST".to_string()]),
         ]);
-        assert_eq!(
-            table.allowed_methods("/api/v1/courses/7"),
-            Some(vec!["GET".to_string()])
-        );
-        assert_eq!(
-            table.allowed_methods("/api/v1/courses").map(|m| m.len()),
-            Some(2)
-        );
+        assert_eq!(table.allowed_methods("/api/v1/courses/7"), Some(vec!["GET".to_string()]));
+        assert_eq!(table.allowed_methods("/api/v1/courses").map(|m| m.len()), Some(2));
         assert_eq!(table.allowed_methods("/api/v1/nope"), None);
     }
 }

@@ -86,9 +86,8 @@ impl Application {
         pool: DbPool,
         clock: SharedClock,
     ) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(settings.bind).map_err(|e| {
-            anyhow::anyhow!("cannot listen on {} (ROLLCALL_BIND): {e}", settings.bind)
-        })?;
+        let listener = TcpListener::bind(settings.bind)
+            .map_err(|e| anyhow::anyhow!("cannot listen on {} (ROLLCALL_BIND): {e}", settings.bind))?;
         let port = listener.local_addr()?.port();
         let state = web::Data::new(AppState {
             pool,
@@ -111,16 +110,11 @@ impl Application {
                 .app_data(rejections::json_config())
                 .app_data(rejections::query_config())
                 .app_data(rejections::path_config())
-                .service(
-                    SwaggerUi::new("/docs/{_:.*}")
-                        .url("/api-docs/openapi.json", (*document).clone()),
-                )
+                .service(SwaggerUi::new("/docs/{_:.*}").url("/api-docs/openapi.json", (*document).clone()))
                 .route(
                     "/docs",
                     web::get().to(|| async {
-                        HttpResponse::PermanentRedirect()
-                            .insert_header(("Location", "/docs/"))
-                            .finish()
+                        HttpResponse::PermanentRedirect().insert_header(("Location", "/docs/")).finish()
                     }),
                 )
                 .default_service(web::to(rejections::fallback))

@@ -1,6 +1,7 @@
 //! Logging: tracing output (text or JSON), and one log line per request that carries a
 //! request id and the route pattern, never the query string (it may hold a ticket).
 
+use std::io::IsTerminal;
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
@@ -20,7 +21,8 @@ pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     // A second init (tests build several apps) keeps the first subscriber.
     let _ = match format {
         LogFormat::Text => builder.try_init(),
@@ -49,10 +51,7 @@ pub async fn request_log(
     let started = Instant::now();
     let span = tracing::info_span!("request", request_id = %id);
     let mut response = next.call(req).instrument(span.clone()).await?;
-    let route = response
-        .request()
-        .match_pattern()
-        .unwrap_or_else(|| "(unmatched)".into());
+    let route = response.request().match_pattern().unwrap_or_else(|| "(unmatched)".into());
     let status = response.status().as_u16();
     span.in_scope(|| {
         tracing::info!(
@@ -71,9 +70,7 @@ pub async fn request_log(
 
 fn is_sane_request_id(value: &str) -> bool {
     (1..=64).contains(&value.len())
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 fn new_request_id() -> String {

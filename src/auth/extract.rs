@@ -72,17 +72,12 @@ impl<R: RoleRule> FromRequest for Authenticated<R> {
         Box::pin(async move {
             // unwrap: the application always registers AppState.
             let state = state.expect("AppState is registered");
-            let token = token.ok_or(ApiError::Unauthorized(
-                "send `Authorization: Bearer <token>`",
-            ))?;
+            let token = token.ok_or(ApiError::Unauthorized("send `Authorization: Bearer <token>`"))?;
             let user = authenticate(&state, &token).await?;
             if !R::ALLOWED.contains(&user.role) {
                 return Err(ApiError::Forbidden(R::DENIED));
             }
-            Ok(Self {
-                user,
-                rule: PhantomData,
-            })
+            Ok(Self { user, rule: PhantomData })
         })
     }
 }
@@ -91,31 +86,20 @@ impl<R: RoleRule> FromRequest for Authenticated<R> {
 pub fn bearer_token(req: &HttpRequest) -> Option<&str> {
     let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
 }
 
 /// Verifies an access token and loads its user, who must still exist.
 pub async fn authenticate(state: &AppState, token: &str) -> Result<User, ApiError> {
-    let claims = state
-        .tokens
-        .verify(token, state.clock.now())
-        .map_err(|err| {
-            ApiError::Unauthorized(match err {
-                TokenError::Expired => "the access token has expired",
-                TokenError::NotYetValid => "the access token is not valid yet",
-                TokenError::Invalid => "the access token is invalid",
-            })
-        })?;
-    let id: i64 = claims
-        .sub
-        .parse()
-        .map_err(|_| ApiError::Unauthorized("the access token is invalid"))?;
+    let claims = state.tokens.verify(token, state.clock.now()).map_err(|err| {
+        ApiError::Unauthorized(match err {
+            TokenError::Expired => "the access token has expired",
+            TokenError::NotYetValid => "the access token is not valid yet",
+            TokenError::Invalid => "the access token is invalid",
+        })
+    })?;
+    let id: i64 = claims.sub.parse().map_err(|_| ApiError::Unauthorized("the access token is invalid"))?;
     db::run(&state.pool, move |conn| Ok(queries::find(conn, id)?))
         .await?
-        .ok_or(ApiError::Unauthorized(
-            "the access token's user no longer exists",
-        ))
+        .ok_or(ApiError::Unauthorized("the access token's user no longer exists"))
 }

@@ -19,6 +19,9 @@ pub struct Claims {
     pub exp: i64,
     pub iss: String,
     pub aud: String,
+    /// Not issued by us, but honoured if present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
 }
 
 pub struct TokenKeys {
@@ -48,10 +51,10 @@ impl TokenKeys {
         validation.set_issuer(&[issuer]);
         validation.set_audience(&[audience]);
         validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
-        validation.validate_nbf = true;
         validation.leeway = LEEWAY_SECS;
-        // Expiry is checked against our own clock below, so tests can move time.
+        // Times are checked against our own clock below, so tests can move time.
         validation.validate_exp = false;
+        validation.validate_nbf = false;
         Self {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
@@ -81,27 +84,27 @@ impl TokenKeys {
             exp: (now + self.ttl).timestamp(),
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
+            nbf: None,
         };
-        Ok(jsonwebtoken::encode(
-            &Header::new(Algorithm::HS256),
-            &claims,
-            &self.encoding,
-        )?)
+        Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?)
     }
 
     /// Verifies signature, algorithm, issuer, audience and times; returns the user id.
     pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<Claims, TokenError> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|err| match err.kind() {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map_err(
+            |err| match err.kind() {
                 ErrorKind::ImmatureSignature => TokenError::NotYetValid,
                 _ => TokenError::Invalid,
-            })?;
+            },
+        )?;
         let claims = data.claims;
         let leeway = LEEWAY_SECS as i64;
         if claims.exp <= now.timestamp() - leeway {
             return Err(TokenError::Expired);
         }
-        if claims.iat > now.timestamp() + leeway {
+        if claims.iat > now.timestamp() + leeway
+            || claims.nbf.is_some_and(|nbf| nbf > now.timestamp() + leeway)
+        {
             return Err(TokenError::NotYetValid);
         }
         Ok(claims)
@@ -114,12 +117,7 @@ mod tests {
     use std::time::Duration;
 
     fn keys() -> TokenKeys {
-        TokenKeys::new(
-            &[7; 32],
-            "rollcall",
-            "rollcall-api",
-            Duration::from_secs(3600),
-        )
+        TokenKeys::new(&[7; 32], "rollcall", "rollcall-api", Duration::from_secs(3600))
     }
 
     #[test]
@@ -129,15 +127,11 @@ mod tests {
         let claims = keys().verify(&token, now).unwrap();
         assert_eq!((claims.sub.as_str(), claims.role), ("42", Role::Teacher));
         assert_eq!(
-            keys()
-                .verify(&token, now + chrono::Duration::seconds(3599))
-                .map(|c| c.sub),
+            keys().verify(&token, now + chrono::Duration::seconds(3599)).map(|c| c.sub),
             Ok("42".into())
         );
         assert_eq!(
-            keys()
-                .verify(&token, now + chrono::Duration::seconds(3606))
-                .unwrap_err(),
+            keys().verify(&token, now + chrono::Duration::seconds(3606)).unwrap_err(),
             TokenError::Expired
         );
     }
@@ -145,24 +139,14 @@ mod tests {
     #[test]
     fn a_token_issued_in_the_future_is_not_yet_valid() {
         let now = Utc::now();
-        let token = keys()
-            .issue(1, Role::Admin, "a", now + chrono::Duration::minutes(5))
-            .unwrap();
-        assert_eq!(
-            keys().verify(&token, now).unwrap_err(),
-            TokenError::NotYetValid
-        );
+        let token = keys().issue(1, Role::Admin, "a", now + chrono::Duration::minutes(5)).unwrap();
+        assert_eq!(keys().verify(&token, now).unwrap_err(), TokenError::NotYetValid);
     }
 
     #[test]
     fn another_secret_issuer_or_audience_is_rejected() {
         let now = Utc::now();
-        let other_secret = TokenKeys::new(
-            &[8; 32],
-            "rollcall",
-            "rollcall-api",
-            Duration::from_secs(60),
-        );
+        let other_secret = TokenKeys::new(&[8; 32], "rollcall", "rollcall-api", Duration::from_secs(60));
         let other_iss = TokenKeys::new(&[7; 32], "evil", "rollcall-api", Duration::from_secs(60));
         let other_aud = TokenKeys::new(&[7; 32], "rollcall", "other", Duration::from_secs(60));
         for issuer in [other_secret, other_iss, other_aud] {

@@ -80,9 +80,7 @@ pub async fn login(
     .await?;
     match outcome {
         Outcome::LoggedIn(user) => {
-            let access_token = state
-                .tokens
-                .issue(user.id, user.role, &user.username, now)?;
+            let access_token = state.tokens.issue(user.id, user.role, &user.username, now)?;
             tracing::info!(user_id = user.id, "login succeeded");
             Ok(web::Json(LoginResponse {
                 access_token,
@@ -95,9 +93,7 @@ pub async fn login(
             tracing::info!("login failed");
             Err(ApiError::InvalidCredentials)
         }
-        Outcome::Throttled { retry_after_secs } => {
-            Err(ApiError::TooManyAttempts { retry_after_secs })
-        }
+        Outcome::Throttled { retry_after_secs } => Err(ApiError::TooManyAttempts { retry_after_secs }),
     }
 }
 
@@ -112,9 +108,7 @@ fn attempt(
     let (failures, oldest) = queries::recent_login_failures(conn, username, now - WINDOW)?;
     if failures >= MAX_FAILURES {
         let free_at = oldest.unwrap_or(now) + WINDOW;
-        return Ok(Outcome::Throttled {
-            retry_after_secs: seconds_until(now, free_at),
-        });
+        return Ok(Outcome::Throttled { retry_after_secs: seconds_until(now, free_at) });
     }
     let found = queries::find_credentials(conn, username)?;
     let (user, hash) = match found {

@@ -23,16 +23,11 @@ pub fn hash(password: &str) -> anyhow::Result<String> {
 /// Checks `password` against a stored hash; `None` (no such user) burns the same time
 /// against a dummy hash and fails.
 pub fn verify(password: &str, stored: Option<&str>) -> bool {
-    static DUMMY: LazyLock<String> = LazyLock::new(|| {
-        hash("not a real password").expect("unwrap: hashing a constant cannot fail")
-    });
+    static DUMMY: LazyLock<String> =
+        LazyLock::new(|| hash("not a real password").expect("unwrap: hashing a constant cannot fail"));
     let candidate = stored.unwrap_or(DUMMY.as_str());
     let matches = PasswordHash::new(candidate)
-        .map(|parsed| {
-            hasher()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok()
-        })
+        .map(|parsed| hasher().verify_password(password.as_bytes(), &parsed).is_ok())
         .unwrap_or(false);
     matches && stored.is_some()
 }

@@ -19,9 +19,7 @@ impl Taken {
     fn into_error(self) -> ApiError {
         match self {
             Taken::Username => ApiError::conflict("conflict", "this username is already taken"),
-            Taken::StudentNumber => {
-                ApiError::conflict("conflict", "this student number is already in use")
-            }
+            Taken::StudentNumber => ApiError::conflict("conflict", "this student number is already in use"),
         }
     }
 }
@@ -69,26 +67,14 @@ pub async fn update_me(
     caller: Authenticated,
     body: web::Json<UpdateMe>,
 ) -> Result<web::Json<User>, ApiError> {
-    let UpdateMe {
-        real_name,
-        student_number,
-    } = body.into_inner();
+    let UpdateMe { real_name, student_number } = body.into_inner();
     if student_number.is_some() && caller.role != Role::Student {
         return Err(ApiError::Forbidden("only students have a student number"));
     }
     let mut errors = Vec::new();
-    let real_name = parse_field(
-        &mut errors,
-        "real_name",
-        real_name.as_deref(),
-        RealName::parse,
-    );
-    let student_number = parse_field(
-        &mut errors,
-        "student_number",
-        student_number.as_deref(),
-        StudentNumber::parse,
-    );
+    let real_name = parse_field(&mut errors, "real_name", real_name.as_deref(), RealName::parse);
+    let student_number =
+        parse_field(&mut errors, "student_number", student_number.as_deref(), StudentNumber::parse);
     check(errors)?;
     let id = caller.id;
     let updated = db::run(&state.pool, move |conn| {
@@ -151,35 +137,13 @@ pub async fn create(
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<User, ApiError> {
     let mut errors = Vec::new();
-    let username = parse_field(
-        &mut errors,
-        "username",
-        Some(&input.username),
-        Username::parse,
-    );
-    let password = parse_field(
-        &mut errors,
-        "password",
-        Some(&input.password),
-        Password::parse,
-    );
-    let real_name = parse_field(
-        &mut errors,
-        "real_name",
-        Some(&input.real_name),
-        RealName::parse,
-    );
-    let student_number = parse_field(
-        &mut errors,
-        "student_number",
-        input.student_number.as_deref(),
-        StudentNumber::parse,
-    );
+    let username = parse_field(&mut errors, "username", Some(&input.username), Username::parse);
+    let password = parse_field(&mut errors, "password", Some(&input.password), Password::parse);
+    let real_name = parse_field(&mut errors, "real_name", Some(&input.real_name), RealName::parse);
+    let student_number =
+        parse_field(&mut errors, "student_number", input.student_number.as_deref(), StudentNumber::parse);
     if student_number.is_some() && input.role != Role::Student {
-        errors.push(FieldError::new(
-            "student_number",
-            "only students have a student number",
-        ));
+        errors.push(FieldError::new("student_number", "only students have a student number"));
     }
     check(errors)?;
     let (Some(username), Some(password), Some(real_name)) = (username, password, real_name) else {
@@ -236,9 +200,6 @@ pub async fn list_users(
 ) -> Result<web::Json<Vec<User>>, ApiError> {
     let (limit, offset) = page.into_inner().parse()?;
     let role = filter.role;
-    let users = db::run(&state.pool, move |conn| {
-        Ok(queries::list(conn, role, limit, offset)?)
-    })
-    .await?;
+    let users = db::run(&state.pool, move |conn| Ok(queries::list(conn, role, limit, offset)?)).await?;
     Ok(web::Json(users))
 }

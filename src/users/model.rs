@@ -54,10 +54,7 @@ impl Username {
         if !(3..=64).contains(&len) {
             return Err("must be 3 to 64 characters long".into());
         }
-        if !raw
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-        {
+        if !raw.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')) {
             return Err("may contain only letters, digits, `_`, `.` and `-`".into());
         }
         Ok(Self(raw.to_owned()))
@@ -145,14 +142,7 @@ mod tests {
         for ok in ["abc", "ada.l", "A_b-9", &"x".repeat(64)] {
             assert!(Username::parse(ok).is_ok(), "{ok}");
         }
-        for bad in [
-            "ab",
-            &"x".repeat(65),
-            "has space",
-            "é-accent",
-            "semi;colon",
-            "quote'",
-        ] {
+        for bad in ["ab", &"x".repeat(65), "has space", "é-accent", "semi;colon", "quote'"] {
             assert!(Username::parse(bad).is_err(), "{bad}");
         }
     }
@@ -166,10 +156,7 @@ mod tests {
 
     #[test]
     fn names_are_trimmed_bounded_and_printable() {
-        assert_eq!(
-            RealName::parse("  Zoë O'Brien, Jr. ").unwrap().into_inner(),
-            "Zoë O'Brien, Jr."
-        );
+        assert_eq!(RealName::parse("  Zoë O'Brien, Jr. ").unwrap().into_inner(), "Zoë O'Brien, Jr.");
         assert!(RealName::parse("   ").is_err());
         assert!(RealName::parse("bell\u{7}").is_err());
         assert!(RealName::parse(&"n".repeat(201)).is_err());

@@ -25,18 +25,11 @@ pub enum Taken {
 }
 
 pub fn find(conn: &mut PgConnection, id: i64) -> QueryResult<Option<User>> {
-    users::table
-        .find(id)
-        .select(User::as_select())
-        .first(conn)
-        .optional()
+    users::table.find(id).select(User::as_select()).first(conn).optional()
 }
 
 /// The user and password hash for a login name (case-insensitive).
-pub fn find_credentials(
-    conn: &mut PgConnection,
-    username: &str,
-) -> QueryResult<Option<(User, String)>> {
+pub fn find_credentials(conn: &mut PgConnection, username: &str) -> QueryResult<Option<(User, String)>> {
     users::table
         .filter(lower(users::username).eq(username.to_lowercase()))
         .select((User::as_select(), users::password_hash))
@@ -79,18 +72,9 @@ pub fn update_profile(
     unique_violation(result)
 }
 
-pub fn list(
-    conn: &mut PgConnection,
-    role: Option<Role>,
-    limit: i64,
-    offset: i64,
-) -> QueryResult<Vec<User>> {
-    let mut query = users::table
-        .select(User::as_select())
-        .order(users::id)
-        .limit(limit)
-        .offset(offset)
-        .into_boxed();
+pub fn list(conn: &mut PgConnection, role: Option<Role>, limit: i64, offset: i64) -> QueryResult<Vec<User>> {
+    let mut query =
+        users::table.select(User::as_select()).order(users::id).limit(limit).offset(offset).into_boxed();
     if let Some(role) = role {
         query = query.filter(users::role.eq(role));
     }
@@ -100,13 +84,13 @@ pub fn list(
 fn unique_violation(result: QueryResult<User>) -> QueryResult<Result<User, Taken>> {
     match result {
         Ok(user) => Ok(Ok(user)),
-        Err(Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info)) => Ok(Err(
-            if info.constraint_name() == Some("users_student_number_key") {
+        Err(Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info)) => {
+            Ok(Err(if info.constraint_name() == Some("users_student_number_key") {
                 Taken::StudentNumber
             } else {
                 Taken::Username
-            },
-        )),
+            }))
+        }
         Err(other) => Err(other),
     }
 }
@@ -120,23 +104,13 @@ pub fn recent_login_failures(
     login_failures::table
         .filter(login_failures::username.eq(username.to_lowercase()))
         .filter(login_failures::failed_at.gt(since))
-        .select((
-            diesel::dsl::count_star(),
-            diesel::dsl::min(login_failures::failed_at),
-        ))
+        .select((diesel::dsl::count_star(), diesel::dsl::min(login_failures::failed_at)))
         .first(conn)
 }
 
-pub fn record_login_failure(
-    conn: &mut PgConnection,
-    username: &str,
-    now: DateTime<Utc>,
-) -> QueryResult<()> {
+pub fn record_login_failure(conn: &mut PgConnection, username: &str, now: DateTime<Utc>) -> QueryResult<()> {
     diesel::insert_into(login_failures::table)
-        .values((
-            login_failures::username.eq(username.to_lowercase()),
-            login_failures::failed_at.eq(now),
-        ))
+        .values((login_failures::username.eq(username.to_lowercase()), login_failures::failed_at.eq(now)))
         .execute(conn)
         .map(drop)
 }
@@ -147,13 +121,9 @@ pub fn clear_login_failures(
     username: &str,
     expired_before: DateTime<Utc>,
 ) -> QueryResult<()> {
-    diesel::delete(
-        login_failures::table.filter(
-            login_failures::username
-                .eq(username.to_lowercase())
-                .or(login_failures::failed_at.le(expired_before)),
-        ),
-    )
+    diesel::delete(login_failures::table.filter(
+        login_failures::username.eq(username.to_lowercase()).or(login_failures::failed_at.le(expired_before)),
+    ))
     .execute(conn)
     .map(drop)
 }

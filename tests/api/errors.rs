@@ -1,0 +1,73 @@
+//! Bad requests of every shape answer problem+json 4xx, never 500 or actix's plain text.
+
+use crate::helpers::spawn_app;
+use serde_json::json;
+
+#[tokio::test]
+async fn malformed_json_is_a_bad_request() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .post(app.url("/api/v1/auth/login"))
+        .header("content-type", "application/json")
+        .body("{\"username\": ")
+        .send()
+        .await
+        .unwrap();
+    crate::helpers::into_response(response).await.problem(400, "bad_request");
+}
+
+#[tokio::test]
+async fn a_wrong_type_is_a_bad_request() {
+    let app = spawn_app().await;
+    let response = app
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": 5, "password": "x"})),
+        )
+        .await;
+    response.problem(400, "bad_request");
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_json_is_an_unsupported_media_type() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .post(app.url("/api/v1/auth/login"))
+        .header("content-type", "text/plain")
+        .body("username=a&password=b")
+        .send()
+        .await
+        .unwrap();
+    crate::helpers::into_response(response).await.problem(415, "unsupported_media_type");
+}
+
+#[tokio::test]
+async fn a_body_over_64_kib_is_too_large() {
+    let app = spawn_app().await;
+    let huge = json!({"username": "x".repeat(70 * 1024), "password": "y"});
+    let response = app.send(reqwest::Method::POST, "/api/v1/auth/login", None, Some(huge)).await;
+    response.problem(413, "payload_too_large");
+}
+
+#[tokio::test]
+async fn an_unknown_route_is_a_404_problem() {
+    let app = spawn_app().await;
+    let response = app.get("/api/v1/nothing/here", &app.admin_token).await;
+    response.problem(404, "not_found");
+    let outside = app.get("/wp-admin", &app.admin_token).await;
+    outside.problem(404, "not_found");
+}
+
+#[tokio::test]
+async fn a_wrong_method_is_a_405_problem_that_lists_the_allowed_ones() {
+    let app = spawn_app().await;
+    let response = app.send(reqwest::Method::DELETE, "/api/v1/me", Some(&app.admin_token), None).await;
+    response.problem(405, "method_not_allowed");
+    assert_eq!(response.headers["allow"], "GET, PATCH");
+    let login = app.send(reqwest::Method::GET, "/api/v1/auth/login", None, None).await;
+    login.problem(405, "method_not_allowed");
+}

@@ -1,0 +1,282 @@
+//! The real `rollcall` binary: the embedded database's whole life (create, persist, share
+//! with one-shot commands, refuse a second server, stop on SIGTERM), root handling,
+//! configuration errors, and an external `DATABASE_URL`.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::{Pid, User, geteuid};
+use serde_json::{Value, json};
+
+#[path = "support/database.rs"]
+mod database;
+
+fn rollcall(data_dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_rollcall"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("ROLLCALL_DATA_DIR", data_dir)
+        .env("ROLLCALL_BIND", "127.0.0.1:0")
+        .env("RUST_LOG", "info")
+        .current_dir(data_dir.parent().unwrap());
+    command
+}
+
+fn run(command: &mut Command) -> Output {
+    command.stdin(Stdio::null()).output().expect("run rollcall")
+}
+
+struct Server {
+    child: Child,
+    base: String,
+    stdout: Arc<Mutex<String>>,
+}
+
+impl Server {
+    fn start(mut command: Command) -> Self {
+        let mut child =
+            command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn rollcall serve");
+        let (tx, rx) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("listening on ").nth(1) {
+                    let _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_owned());
+                }
+            }
+        });
+        let base = rx.recv_timeout(Duration::from_secs(90)).expect("the server announces its address");
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let out = child.stdout.take().unwrap();
+        let sink = stdout.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let mut text = sink.lock().unwrap();
+                text.push_str(&line);
+                text.push('\n');
+            }
+        });
+        Self { child, base, stdout }
+    }
+
+    /// Waits (up to 10 s) until standard output contains `needle`; returns all of it.
+    fn stdout_containing(&self, needle: &str) -> String {
+        for _ in 0..100 {
+            let text = self.stdout.lock().unwrap().clone();
+            if text.contains(needle) {
+                return text;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("standard output never contained {needle:?}: {}", self.stdout.lock().unwrap())
+    }
+
+    fn terminate(mut self) -> std::process::ExitStatus {
+        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM).unwrap();
+        self.child.wait().unwrap()
+    }
+}
+
+async fn login(base: &str, username: &str, password: &str) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"username": username, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+fn postmaster_pid(data_dir: &Path) -> Option<i32> {
+    let text = std::fs::read_to_string(data_dir.join("postgres/postmaster.pid")).ok()?;
+    text.lines().next()?.trim().parse().ok()
+}
+
+/// Running, as opposed to gone or a zombie nobody reaped (PID 1 in a container may not).
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| stat.rsplit(')').next().map(|rest| !rest.trim_start().starts_with('Z')))
+        .unwrap_or(false)
+}
+
+fn fresh_dir(label: &str) -> PathBuf {
+    database::test_dir(label).join("data")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_demo_runs_a_private_database_that_persists_and_stops_with_the_server() {
+    let data = fresh_dir("serve");
+    let mut command = rollcall(&data);
+    command.args(["serve", "--demo"]);
+    let server = Server::start(command);
+    server.stdout_containing("demo.teacher / demo-teacher-pw");
+
+    let (status, body) = login(&server.base, "demo.teacher", "demo-teacher-pw").await;
+    assert_eq!(status, 200, "{body}");
+    let me: Value = reqwest::Client::new()
+        .get(format!("{}/api/v1/me", server.base))
+        .bearer_auth(body["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!((me["username"].as_str(), me["role"].as_str()), (Some("demo.teacher"), Some("teacher")));
+
+    // The cluster listens on a socket in its own directory only, as an unprivileged user.
+    let cluster = data.join("postgres");
+    assert!(cluster.join(".s.PGSQL.5432").exists());
+    let conf = std::fs::read_to_string(cluster.join("postgresql.conf")).unwrap();
+    assert!(conf.contains("listen_addresses = ''"));
+    let owner = std::fs::metadata(&cluster).unwrap().uid();
+    if geteuid().is_root() {
+        assert_ne!(owner, 0, "PostgreSQL must not run as root");
+        assert_eq!(Some(owner), User::from_name("postgres").unwrap().map(|u| u.uid.as_raw()));
+    } else {
+        assert_eq!(owner, geteuid().as_raw());
+    }
+
+    // A second server on the same directory is refused with a clear message.
+    let mut second = rollcall(&data);
+    let refused = run(second.arg("serve"));
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(message.contains("already running on data directory"), "{message}");
+
+    // One-shot commands use the running cluster and leave it running.
+    let pid = postmaster_pid(&data).expect("cluster is running");
+    assert!(run(rollcall(&data).arg("migrate")).status.success());
+    let added = run(rollcall(&data).args([
+        "user",
+        "add",
+        "--username",
+        "late.joiner",
+        "--password",
+        "joiner-pw-1",
+        "--role",
+        "student",
+        "--student-number",
+        "LJ1",
+    ]));
+    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+    assert_eq!(postmaster_pid(&data), Some(pid));
+    assert_eq!(login(&server.base, "late.joiner", "joiner-pw-1").await.0, 200);
+
+    // SIGTERM stops the server, then the cluster: nothing is left running.
+    assert!(server.terminate().success());
+    assert!(!alive(pid), "postgres {pid} outlived the server");
+    assert_eq!(postmaster_pid(&data), None);
+
+    // The data persists into the next run.
+    let again = Server::start({
+        let mut c = rollcall(&data);
+        c.arg("serve");
+        c
+    });
+    assert_eq!(login(&again.base, "late.joiner", "joiner-pw-1").await.0, 200);
+    assert!(again.terminate().success());
+    let _ = std::fs::remove_dir_all(data.parent().unwrap());
+}
+
+#[test]
+fn one_shot_commands_start_and_stop_the_cluster_themselves_and_demo_is_idempotent() {
+    let data = fresh_dir("oneshot");
+    let migrated = run(rollcall(&data).arg("migrate"));
+    assert!(migrated.status.success(), "{}", String::from_utf8_lossy(&migrated.stderr));
+    assert!(data.join("postgres/PG_VERSION").exists());
+    assert_eq!(postmaster_pid(&data), None, "migrate left the cluster running");
+
+    let first = run(rollcall(&data).arg("demo"));
+    let second = run(rollcall(&data).arg("demo"));
+    assert!(first.status.success() && second.status.success());
+    let first = String::from_utf8_lossy(&first.stdout);
+    assert!(first.contains("demo.teacher / demo-teacher-pw") && first.contains("demo.student30"), "{first}");
+    assert_eq!(first, String::from_utf8_lossy(&second.stdout), "a second demo run creates nothing new");
+    let duplicate = run(rollcall(&data).args([
+        "user",
+        "add",
+        "--username",
+        "demo.teacher",
+        "--password",
+        "whatever-1",
+        "--role",
+        "teacher",
+    ]));
+    assert!(!duplicate.status.success());
+    assert!(String::from_utf8_lossy(&duplicate.stderr).contains("already taken"));
+    let _ = std::fs::remove_dir_all(data.parent().unwrap());
+}
+
+#[test]
+fn as_an_unprivileged_user_the_cluster_runs_as_that_user() {
+    let dir = database::test_dir("unprivileged");
+    let data = dir.join("data");
+    let mut command = rollcall(&data);
+    let expected_owner = if geteuid().is_root() {
+        // Exercise the non-root path too: run the binary itself as `nobody`.
+        let nobody = User::from_name("nobody").unwrap().expect("a `nobody` user exists");
+        nix::unistd::chown(&dir, Some(nobody.uid), Some(nobody.gid)).unwrap();
+        command.uid(nobody.uid.as_raw()).gid(nobody.gid.as_raw());
+        nobody.uid.as_raw()
+    } else {
+        geteuid().as_raw()
+    };
+    let output = run(command.arg("migrate"));
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(std::fs::metadata(data.join("postgres")).unwrap().uid(), expected_owner);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn invalid_configuration_exits_with_one_line_naming_the_variable() {
+    let data = fresh_dir("config");
+    for (variable, value) in [("ROLLCALL_BIND", "not-an-address"), ("ROLLCALL_JWT_SECRET", "short")] {
+        let output = run(rollcall(&data).env(variable, value).arg("migrate"));
+        assert_eq!(output.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(variable) && !stderr.contains("panicked"), "{stderr}");
+    }
+    let output = run(rollcall(&data).env("DATABASE_URL", "postgres://localhost/x").arg("serve"));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("ROLLCALL_JWT_SECRET: is required"));
+    assert!(!data.exists(), "nothing was created for a configuration that was refused");
+}
+
+#[test]
+fn with_database_url_everything_uses_that_server() {
+    let database = database::TestDatabase::create();
+    let data = fresh_dir("external");
+    let output = run(rollcall(&data)
+        .env("DATABASE_URL", &database.url)
+        .env("ROLLCALL_JWT_SECRET", "x".repeat(32))
+        .args(["user", "add", "--username", "ext.admin", "--password", "ext-admin-pw", "--role", "admin"]));
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(!data.exists(), "no embedded cluster was created");
+    use diesel::prelude::*;
+    let mut conn = PgConnection::establish(&database.url).unwrap();
+    let count: i64 = rollcall::schema::users::table
+        .filter(rollcall::schema::users::username.eq("ext.admin"))
+        .count()
+        .get_result(&mut conn)
+        .unwrap();
+    assert_eq!(count, 1);
+}
+
+#[test]
+fn the_openapi_subcommand_prints_the_committed_document() {
+    let output = run(Command::new(env!("CARGO_BIN_EXE_rollcall")).arg("openapi"));
+    assert!(output.status.success());
+    let committed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.json")).unwrap();
+    assert_eq!(String::from_utf8_lossy(&output.stdout), committed);
+}

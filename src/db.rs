@@ -21,13 +21,17 @@ const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Builds the pool without connecting: the server starts even if the database is
 /// briefly away, and `/readyz` reports it.
 pub fn pool(url: &str, size: u32) -> DbPool {
+    pool_builder(size).build_unchecked(ConnectionManager::new(url))
+}
+
+/// The pool settings, for callers that add to them (tests count queries this way).
+pub fn pool_builder(size: u32) -> diesel::r2d2::Builder<ConnectionManager<PgConnection>> {
     Pool::builder()
         .max_size(size)
         .min_idle(Some(1))
         .connection_timeout(CHECKOUT_TIMEOUT)
         // A connection killed by a database restart is noticed here, not by a user.
         .test_on_check_out(true)
-        .build_unchecked(ConnectionManager::new(url))
 }
 
 /// Applies pending migrations; returns how many ran.

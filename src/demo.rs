@@ -7,9 +7,11 @@ use chrono::Utc;
 use diesel::prelude::*;
 
 use crate::auth::password;
+use crate::courses::queries as courses;
 use crate::db::{self, DbPool};
 use crate::error::ApiError;
-use crate::schema::{courses, enrollments, lessons, users};
+use crate::lessons::queries as lessons;
+use crate::schema::{courses as courses_table, lessons as lessons_table, users};
 use crate::users::model::Role;
 
 pub const ADMIN: (&str, &str) = ("demo.admin", "demo-admin-pw");
@@ -119,57 +121,39 @@ fn insert_missing(
     diesel::insert_into(users::table).values(&rows).on_conflict_do_nothing().execute(conn)?;
 
     let teacher_id: i64 = users::table.filter(users::username.eq(TEACHER.0)).select(users::id).first(conn)?;
-    let existing_course: Option<i64> = courses::table
-        .filter(courses::teacher_id.eq(teacher_id).and(courses::code.eq(COURSE_CODE)))
-        .select(courses::id)
+    let existing_course: Option<i64> = courses_table::table
+        .filter(courses_table::teacher_id.eq(teacher_id).and(courses_table::code.eq(COURSE_CODE)))
+        .select(courses_table::id)
         .first(conn)
         .optional()?;
     let course_id = match existing_course {
         Some(id) => id,
-        None => diesel::insert_into(courses::table)
-            .values((
-                courses::title.eq("Demo Course: Introduction to Computing"),
-                courses::code.eq(COURSE_CODE),
-                courses::teacher_id.eq(teacher_id),
-                courses::created_at.eq(now),
-            ))
-            .returning(courses::id)
-            .get_result(conn)?,
+        None => {
+            courses::insert(
+                conn,
+                "Demo Course: Introduction to Computing",
+                Some(COURSE_CODE),
+                teacher_id,
+                now,
+            )?
+            .id
+        }
     };
     let student_names: Vec<String> = (1..=STUDENTS).map(student_username).collect();
     let student_ids: Vec<i64> = users::table
         .filter(users::username.eq_any(&student_names).and(users::role.eq(Role::Student)))
         .select(users::id)
         .load(conn)?;
-    let enrolments: Vec<_> = student_ids
-        .iter()
-        .map(|id| {
-            (
-                enrollments::course_id.eq(course_id),
-                enrollments::student_id.eq(id),
-                enrollments::enrolled_at.eq(now),
-            )
-        })
-        .collect();
-    diesel::insert_into(enrollments::table).values(&enrolments).on_conflict_do_nothing().execute(conn)?;
-
-    let existing_lesson: Option<i64> = lessons::table
-        .filter(lessons::course_id.eq(course_id))
-        .select(lessons::id)
-        .order(lessons::id)
+    courses::enroll(conn, course_id, &student_ids, now)?;
+    let existing_lesson: Option<i64> = lessons_table::table
+        .filter(lessons_table::course_id.eq(course_id))
+        .select(lessons_table::id)
+        .order(lessons_table::id)
         .first(conn)
         .optional()?;
     let lesson_id = match existing_lesson {
         Some(id) => id,
-        None => diesel::insert_into(lessons::table)
-            .values((
-                lessons::course_id.eq(course_id),
-                lessons::title.eq("Lesson 1: Welcome"),
-                lessons::starts_at.eq(Some(now)),
-                lessons::created_at.eq(now),
-            ))
-            .returning(lessons::id)
-            .get_result(conn)?,
+        None => lessons::insert(conn, course_id, "Lesson 1: Welcome", Some(now), now)?.id,
     };
     Ok((course_id, lesson_id))
 }

@@ -19,6 +19,21 @@ use utoipa::{Modify, OpenApi};
     tags(
         (name = "auth", description = "Logging in"),
         (name = "users", description = "The caller's profile and user administration"),
+        (name = "courses", description = "Courses and their rosters. A course that does not exist is 404; one that \
+            exists but is not the caller's (not its teacher, not enrolled, not an admin) is 403."),
+        (name = "lessons", description = "Lessons of a course, with their check-in state"),
+        (name = "check-in", description = "Opening and closing check-in, the rotating code, and students checking in.\n\n\
+            **The rotating code.** Each opening of check-in has its own random secret. The code for step \
+            `n = floor((now - opened_at) / rotation_seconds)` is HMAC-SHA256(secret, n) shortened to `code_length` \
+            digits (RFC 4226 dynamic truncation). A code is accepted while current, and for \
+            `min(5, rotation_seconds / 2)` seconds after the next one appears; an older code of a still-open window \
+            answers `code_expired`, anything else `invalid_code`. Check-in closes itself at `closes_at`."),
+        (name = "attendance", description = "Results for teachers: per lesson (JSON or CSV), teacher changes with an \
+            audit trail, and the per-course report.\n\n**Statuses.** `not_started` (check-in never opened), \
+            `pending` (open, not checked in yet), `present`, `late` (checked in more than `late_after_seconds` after \
+            opening), `excused`, `absent` (closed without a record, or marked absent).\n\n**Flags.** \
+            `shared_device`: the same `X-Device-Id` checked in more than one student in the lesson — a hint of \
+            proxy attendance to look into, never a verdict."),
         (name = "operations", description = "Health and readiness for operators"),
     )
 )]

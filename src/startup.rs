@@ -18,7 +18,7 @@ use crate::db::DbPool;
 use crate::openapi::ApiDoc;
 use crate::rejections::{self, RouteTable};
 use crate::state::AppState;
-use crate::{auth, ops, telemetry, users};
+use crate::{attendance, auth, checkins, courses, lessons, ops, telemetry, users};
 
 /// Every route, registered once. The OpenAPI document is collected from this list.
 fn api(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
@@ -27,7 +27,24 @@ fn api(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(users::get_me)
         .service(users::update_me)
         .service(users::create_user)
-        .service(users::list_users);
+        .service(users::list_users)
+        .service(courses::create_course)
+        .service(courses::list_courses)
+        .service(courses::get_course)
+        .service(courses::list_students)
+        .service(courses::enroll_students)
+        .service(courses::unenroll_student)
+        .service(lessons::create_lesson)
+        .service(lessons::list_lessons)
+        .service(lessons::get_lesson)
+        .service(lessons::checkin::open_checkin)
+        .service(lessons::checkin::close_checkin)
+        .service(lessons::checkin::get_checkin_code)
+        .service(checkins::create_checkin)
+        .service(checkins::list_my_attendance)
+        .service(attendance::get_lesson_attendance)
+        .service(attendance::set_attendance)
+        .service(attendance::get_course_attendance);
 }
 
 fn operations(config: &mut utoipa_actix_web::service_config::ServiceConfig) {

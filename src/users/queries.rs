@@ -7,7 +7,10 @@ use diesel::result::{DatabaseErrorKind, Error};
 use super::model::{Role, User};
 use crate::schema::{login_failures, users};
 
-diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
+diesel::define_sql_function!(
+    /// SQL `lower()`, for case-insensitive usernames.
+    fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text
+);
 
 pub struct NewUser<'a> {
     pub username: &'a str,

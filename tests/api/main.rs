@@ -1,10 +1,16 @@
 //! Black-box tests of the HTTP API: a real server on port 0, a fresh PostgreSQL database
 //! per test, and a real HTTP client.
 
+mod attendance;
 mod auth;
+mod checkin_control;
+mod checkins;
+mod courses;
 mod errors;
 mod health;
 mod helpers;
+mod lessons;
 mod openapi;
+mod story;
 mod tokens;
 mod users;

@@ -1,0 +1,266 @@
+//! A lesson's results for its teacher (JSON or CSV), teacher changes with an audit trail,
+//! and the per-course report.
+
+pub mod export;
+pub mod records;
+mod report;
+pub mod status;
+
+pub use report::get_course_attendance;
+
+use std::collections::HashSet;
+
+use actix_web::{HttpRequest, HttpResponse, get, put, web};
+use chrono::{DateTime, Utc};
+use diesel::{Connection, PgConnection};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::auth::extract::Authenticated;
+use crate::courses::{access, queries as courses};
+use crate::db;
+use crate::error::{ApiError, Problem, check, parse_field};
+use crate::lessons::{self, Lesson, queries as lesson_queries};
+use crate::state::AppState;
+use crate::users::model::{UserRef, bounded_text};
+use export::{FormatQuery, csv_response, text_cell, to_csv, wants_csv};
+use records::{Change, RecordRow};
+use status::{Method, RecordStatus, Status};
+
+/// The proxy-attendance flag for a device that checked in more than one student.
+pub const SHARED_DEVICE: &str = "shared_device";
+
+/// One student's attendance for a lesson.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AttendanceRecord {
+    pub student: UserRef,
+    pub status: Status,
+    /// When the student checked in with a code (kept if the teacher later changes the status).
+    pub checked_in_at: Option<DateTime<Utc>>,
+    /// How the current status was set: `code` (the student checked in) or `manual` (the
+    /// teacher); `null` without a record.
+    pub method: Option<Method>,
+    /// The teacher's note.
+    pub note: Option<String>,
+    /// Proxy-attendance signals for the teacher to look into, never a verdict.
+    /// `shared_device`: the device this student checked in from (the SPA's `X-Device-Id`)
+    /// also checked in at least one other student for this lesson.
+    #[schema(example = json!(["shared_device"]))]
+    pub flags: Vec<String>,
+}
+
+/// Counts over the currently enrolled students.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Summary {
+    pub enrolled: i64,
+    pub present: i64,
+    pub late: i64,
+    pub excused: i64,
+    pub absent: i64,
+    /// Check-in is open and they have not checked in yet.
+    pub pending: i64,
+}
+
+impl Summary {
+    fn count(&mut self, status: Status) {
+        self.enrolled += 1;
+        match status {
+            Status::Present => self.present += 1,
+            Status::Late => self.late += 1,
+            Status::Excused => self.excused += 1,
+            Status::Absent => self.absent += 1,
+            Status::Pending => self.pending += 1,
+            Status::NotStarted => {}
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LessonAttendance {
+    pub lesson: Lesson,
+    pub summary: Summary,
+    /// One per enrolled student, plus anyone with a record who has since left the course;
+    /// ordered by student number, then username.
+    pub records: Vec<AttendanceRecord>,
+}
+
+fn record(
+    student: UserRef,
+    row: Option<RecordRow>,
+    latest: Option<&lessons::window::Window>,
+    shared: &HashSet<String>,
+    now: DateTime<Utc>,
+) -> AttendanceRecord {
+    let flags = row
+        .as_ref()
+        .and_then(|r| r.device_id.as_ref())
+        .filter(|device| shared.contains(*device))
+        .map(|_| vec![SHARED_DEVICE.to_owned()])
+        .unwrap_or_default();
+    AttendanceRecord {
+        student,
+        status: status::status(row.as_ref().map(|r| r.status), latest, now),
+        checked_in_at: row.as_ref().and_then(|r| r.checked_in_at),
+        method: row.as_ref().map(|r| r.method),
+        note: row.and_then(|r| r.note),
+        flags,
+    }
+}
+
+/// The lesson's results in a fixed number of queries, however many students.
+pub fn lesson_attendance(
+    conn: &mut PgConnection,
+    course_id: i64,
+    lesson_id: i64,
+    now: DateTime<Utc>,
+) -> diesel::QueryResult<LessonAttendance> {
+    let row = lesson_queries::get(conn, lesson_id)?;
+    let lesson = lessons::assemble(conn, vec![row], None, now)?.remove(0);
+    let latest = lesson_queries::latest_window(conn, lesson_id)?;
+    let shared = records::shared_devices(conn, lesson_id)?;
+    let mut summary = Summary::default();
+    let records = records::roster_with_records(conn, course_id, lesson_id)?
+        .into_iter()
+        .map(|(student, enrolled, row)| {
+            let record = record(student, row, latest.as_ref(), &shared, now);
+            if enrolled {
+                summary.count(record.status);
+            }
+            record
+        })
+        .collect();
+    Ok(LessonAttendance { lesson, summary, records })
+}
+
+/// A lesson's results (the course's teacher, admin).
+///
+/// One record per enrolled student (plus former students with a record), with a summary
+/// over the enrolled ones. `flags` carries proxy-attendance signals: `shared_device` marks
+/// every student checked in from a device (`X-Device-Id`) that checked in more than one
+/// student — worth a look, not proof. With `Accept: text/csv` or `?format=csv` the answer is
+/// a CSV file (UTF-8, header row, one row per student: student_number, username, real_name,
+/// status, checked_in_at, method; text that a spreadsheet would run as a formula is prefixed
+/// with `'`).
+#[utoipa::path(
+    tag = "attendance",
+    params(("lesson_id" = i64, Path, description = "Lesson id"), FormatQuery),
+    responses(
+        (status = 200, description = "The results", content(
+            (LessonAttendance = "application/json"),
+            (String = "text/csv", example = "student_number,username,real_name,status,checked_in_at,method\nD0001,demo.student01,Ada Lovelace,present,2026-11-25T08:01:12Z,code\n"),
+        )),
+        (status = 400, description = "Unknown `format` (`bad_request`)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not authenticated (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not the course's teacher or an admin (`forbidden`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such lesson (`not_found`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/lessons/{lesson_id}/attendance")]
+pub async fn get_lesson_attendance(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    caller: Authenticated,
+    path: web::Path<i64>,
+    format: web::Query<FormatQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (lesson_id, user, now) = (path.into_inner(), caller.user, state.clock.now());
+    let results = db::run(&state.pool, move |conn| {
+        let (course_id, _) = access::check_lesson(conn, lesson_id, &user, access::STAFF)?;
+        Ok(lesson_attendance(conn, course_id, lesson_id, now)?)
+    })
+    .await?;
+    if !wants_csv(&req, &format) {
+        return Ok(HttpResponse::Ok().json(results));
+    }
+    let rows = results.records.into_iter().map(|r| {
+        vec![
+            text_cell(r.student.student_number.as_deref().unwrap_or_default()),
+            r.student.username,
+            text_cell(&r.student.real_name),
+            r.status.to_string(),
+            r.checked_in_at.map(rfc3339).unwrap_or_default(),
+            r.method.map(|m| m.to_string()).unwrap_or_default(),
+        ]
+    });
+    let csv =
+        to_csv(&["student_number", "username", "real_name", "status", "checked_in_at", "method"], rows)?;
+    Ok(csv_response(&format!("lesson-{lesson_id}-attendance.csv"), csv))
+}
+
+pub fn rfc3339(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct SetAttendance {
+    pub status: RecordStatus,
+    /// Why (at most 1000 characters); shown to the teacher and kept in the audit trail.
+    #[schema(example = "doctor's note")]
+    pub note: Option<String>,
+}
+
+/// Set a student's status (the course's teacher).
+///
+/// Overrides whatever the student's status was (a check-in's time is kept) and records
+/// who changed it, when, from what and why. Only for students enrolled in the course.
+#[utoipa::path(
+    tag = "attendance",
+    params(("lesson_id" = i64, Path, description = "Lesson id"), ("student_id" = i64, Path, description = "The student's user id")),
+    request_body = SetAttendance,
+    responses(
+        (status = 200, description = "The updated record", body = AttendanceRecord),
+        (status = 400, description = "Malformed body or unknown status (`bad_request`)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not authenticated (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not the course's teacher (`forbidden`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such lesson, or the student is not enrolled (`not_found`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Note too long (`validation_failed`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[put("/lessons/{lesson_id}/attendance/{student_id}")]
+pub async fn set_attendance(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    path: web::Path<(i64, i64)>,
+    body: web::Json<SetAttendance>,
+) -> Result<web::Json<AttendanceRecord>, ApiError> {
+    let SetAttendance { status, note } = body.into_inner();
+    let mut errors = Vec::new();
+    let note = parse_field(&mut errors, "note", note.as_deref().map(str::trim), |n| {
+        bounded_text(n, 0, 1000).map(str::to_owned)
+    })
+    .filter(|n| !n.is_empty());
+    check(errors)?;
+    let ((lesson_id, student_id), user, now) = (path.into_inner(), caller.user, state.clock.now());
+    let updated = db::run(&state.pool, move |conn| {
+        let (course_id, _) = access::check_lesson(conn, lesson_id, &user, access::TEACHER)?;
+        if !courses::is_enrolled(conn, course_id, student_id)? {
+            return Err(ApiError::NotFound("this student is not enrolled in the lesson's course"));
+        }
+        conn.transaction(|conn| {
+            let latest = lesson_queries::latest_window(conn, lesson_id)?;
+            let before = records::find(conn, lesson_id, student_id)?;
+            let change = Change {
+                lesson_id,
+                student_id,
+                status,
+                note: note.as_deref(),
+                by: user.id,
+                at: now,
+                old_status: status::status(before.map(|r| r.status), latest.as_ref(), now),
+            };
+            let row = records::apply_change(conn, &change)?;
+            let shared = records::shared_devices(conn, lesson_id)?;
+            let student = crate::users::queries::find(conn, student_id)?
+                .ok_or(ApiError::NotFound("no such student"))?;
+            let student = UserRef {
+                id: student.id,
+                username: student.username,
+                real_name: student.real_name,
+                student_number: student.student_number,
+            };
+            Ok(record(student, Some(row), latest.as_ref(), &shared, now))
+        })
+    })
+    .await?;
+    Ok(web::Json(updated))
+}

@@ -1,0 +1,142 @@
+//! Attendance records as stored, and the queries that read and write them.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+
+use super::status::{Method, RecordStatus};
+use crate::schema::{attendance, attendance_audit, enrollments, users};
+use crate::users::model::UserRef;
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = attendance, check_for_backend(diesel::pg::Pg))]
+pub struct RecordRow {
+    pub lesson_id: i64,
+    pub student_id: i64,
+    pub status: RecordStatus,
+    pub method: Method,
+    pub checked_in_at: Option<DateTime<Utc>>,
+    pub note: Option<String>,
+    pub device_id: Option<String>,
+}
+
+pub struct NewCheckin<'a> {
+    pub lesson_id: i64,
+    pub student_id: i64,
+    pub window_id: i64,
+    pub status: RecordStatus,
+    pub at: DateTime<Utc>,
+    pub client_ip: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+    pub device_id: Option<&'a str>,
+}
+
+/// Records a code check-in unless the student already has a record for the lesson;
+/// returns the new record, or `None` if one existed.
+pub fn insert_checkin(conn: &mut PgConnection, new: &NewCheckin<'_>) -> QueryResult<Option<RecordRow>> {
+    diesel::insert_into(attendance::table)
+        .values((
+            attendance::lesson_id.eq(new.lesson_id),
+            attendance::student_id.eq(new.student_id),
+            attendance::status.eq(new.status),
+            attendance::method.eq(Method::Code),
+            attendance::checked_in_at.eq(new.at),
+            attendance::window_id.eq(new.window_id),
+            attendance::client_ip.eq(new.client_ip),
+            attendance::user_agent.eq(new.user_agent),
+            attendance::device_id.eq(new.device_id),
+            attendance::updated_at.eq(new.at),
+        ))
+        .on_conflict_do_nothing()
+        .returning(RecordRow::as_returning())
+        .get_result(conn)
+        .optional()
+}
+
+pub fn find(conn: &mut PgConnection, lesson_id: i64, student_id: i64) -> QueryResult<Option<RecordRow>> {
+    attendance::table.find((lesson_id, student_id)).select(RecordRow::as_select()).first(conn).optional()
+}
+
+/// Every student the lesson's results list: the course's current roster plus anyone
+/// with a record for the lesson, each with their record (if any), ordered by student
+/// number then username.
+pub fn roster_with_records(
+    conn: &mut PgConnection,
+    course_id: i64,
+    lesson_id: i64,
+) -> QueryResult<Vec<(UserRef, bool, Option<RecordRow>)>> {
+    let enrolled = diesel::dsl::exists(
+        enrollments::table
+            .filter(enrollments::course_id.eq(course_id))
+            .filter(enrollments::student_id.eq(users::id)),
+    );
+    users::table
+        .left_join(
+            attendance::table
+                .on(attendance::student_id.eq(users::id).and(attendance::lesson_id.eq(lesson_id))),
+        )
+        .filter(enrolled.or(attendance::lesson_id.is_not_null()))
+        .select((UserRef::as_select(), enrolled, Option::<RecordRow>::as_select()))
+        .order((users::student_number.asc().nulls_last(), users::username.asc()))
+        .load(conn)
+}
+
+/// Device ids that checked in more than one student for the lesson.
+pub fn shared_devices(conn: &mut PgConnection, lesson_id: i64) -> QueryResult<HashSet<String>> {
+    let devices: Vec<Option<String>> = attendance::table
+        .filter(attendance::lesson_id.eq(lesson_id))
+        .filter(attendance::device_id.is_not_null())
+        .group_by(attendance::device_id)
+        .having(diesel::dsl::count_star().gt(1))
+        .select(attendance::device_id)
+        .load(conn)?;
+    Ok(devices.into_iter().flatten().collect())
+}
+
+pub struct Change<'a> {
+    pub lesson_id: i64,
+    pub student_id: i64,
+    pub status: RecordStatus,
+    pub note: Option<&'a str>,
+    pub by: i64,
+    pub at: DateTime<Utc>,
+    /// The effective status before the change, for the audit trail.
+    pub old_status: super::status::Status,
+}
+
+/// A teacher's change: upserts the record (keeping how and when the student checked in,
+/// if they did) and appends to the audit trail.
+pub fn apply_change(conn: &mut PgConnection, change: &Change<'_>) -> QueryResult<RecordRow> {
+    let row = diesel::insert_into(attendance::table)
+        .values((
+            attendance::lesson_id.eq(change.lesson_id),
+            attendance::student_id.eq(change.student_id),
+            attendance::status.eq(change.status),
+            attendance::method.eq(Method::Manual),
+            attendance::note.eq(change.note),
+            attendance::updated_at.eq(change.at),
+        ))
+        .on_conflict((attendance::lesson_id, attendance::student_id))
+        .do_update()
+        .set((
+            attendance::status.eq(change.status),
+            attendance::method.eq(Method::Manual),
+            attendance::note.eq(change.note),
+            attendance::updated_at.eq(change.at),
+        ))
+        .returning(RecordRow::as_returning())
+        .get_result(conn)?;
+    diesel::insert_into(attendance_audit::table)
+        .values((
+            attendance_audit::lesson_id.eq(change.lesson_id),
+            attendance_audit::student_id.eq(change.student_id),
+            attendance_audit::changed_by.eq(change.by),
+            attendance_audit::changed_at.eq(change.at),
+            attendance_audit::old_status.eq(change.old_status.as_str()),
+            attendance_audit::new_status.eq(change.status),
+            attendance_audit::note.eq(change.note),
+        ))
+        .execute(conn)?;
+    Ok(row)
+}

@@ -1,0 +1,125 @@
+//! `GET /me/attendance`: a student's own attendance history, newest lesson first.
+
+use std::collections::HashMap;
+
+use actix_web::{get, web};
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::attendance::status::Status;
+use crate::auth::extract::{Authenticated, StudentOnly};
+use crate::db::{self, Page};
+use crate::error::{ApiError, Problem};
+use crate::lessons::queries::LessonRow;
+use crate::lessons::{self, Lesson};
+use crate::schema::{attendance, courses, enrollments, lessons as lessons_table};
+use crate::state::AppState;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CourseRef {
+    pub id: i64,
+    pub title: String,
+}
+
+/// One lesson of the student's history.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MyAttendance {
+    pub lesson: Lesson,
+    pub course: CourseRef,
+    pub status: Status,
+    pub checked_in_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CourseFilter {
+    /// Only lessons of this course.
+    pub course_id: Option<i64>,
+}
+
+/// My attendance (student).
+///
+/// Every lesson of the courses I am enrolled in (and of courses I left, where I have a
+/// record), newest first (by `starts_at`, or creation time for unscheduled lessons).
+#[utoipa::path(
+    tag = "check-in",
+    params(CourseFilter, Page),
+    responses(
+        (status = 200, description = "My lessons and statuses", body = Vec<MyAttendance>),
+        (status = 400, description = "Malformed query (`bad_request`)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not authenticated (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Caller is not a student (`forbidden`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`limit` or `offset` out of range (`validation_failed`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/me/attendance")]
+pub async fn list_my_attendance(
+    state: web::Data<AppState>,
+    student: Authenticated<StudentOnly>,
+    filter: web::Query<CourseFilter>,
+    page: web::Query<Page>,
+) -> Result<web::Json<Vec<MyAttendance>>, ApiError> {
+    let (limit, offset) = page.into_inner().parse()?;
+    let (student_id, course_id, now) = (student.id, filter.course_id, state.clock.now());
+    let history =
+        db::run(&state.pool, move |conn| Ok(history(conn, student_id, course_id, limit, offset, now)?))
+            .await?;
+    Ok(web::Json(history))
+}
+
+fn history(
+    conn: &mut PgConnection,
+    student_id: i64,
+    course_id: Option<i64>,
+    limit: i64,
+    offset: i64,
+    now: DateTime<Utc>,
+) -> QueryResult<Vec<MyAttendance>> {
+    let mine =
+        enrollments::table.filter(enrollments::student_id.eq(student_id)).select(enrollments::course_id);
+    let recorded =
+        attendance::table.filter(attendance::student_id.eq(student_id)).select(attendance::lesson_id);
+    let mut query = lessons_table::table
+        .inner_join(courses::table)
+        .filter(lessons_table::course_id.eq_any(mine).or(lessons_table::id.eq_any(recorded)))
+        .select((LessonRow::as_select(), courses::title))
+        .order((
+            diesel::dsl::sql::<diesel::sql_types::Timestamptz>(
+                "COALESCE(lessons.starts_at, lessons.created_at)",
+            )
+            .desc(),
+            lessons_table::id.desc(),
+        ))
+        .limit(limit)
+        .offset(offset)
+        .into_boxed();
+    if let Some(course_id) = course_id {
+        query = query.filter(lessons_table::course_id.eq(course_id));
+    }
+    let rows: Vec<(LessonRow, String)> = query.load(conn)?;
+    let ids: Vec<i64> = rows.iter().map(|(l, _)| l.id).collect();
+    let checked_in: HashMap<i64, Option<DateTime<Utc>>> = attendance::table
+        .filter(attendance::student_id.eq(student_id))
+        .filter(attendance::lesson_id.eq_any(&ids))
+        .select((attendance::lesson_id, attendance::checked_in_at))
+        .load(conn)?
+        .into_iter()
+        .collect();
+    let titles: Vec<String> = rows.iter().map(|(_, title)| title.clone()).collect();
+    let lessons = lessons::assemble(conn, rows.into_iter().map(|(l, _)| l).collect(), Some(student_id), now)?;
+    Ok(lessons
+        .into_iter()
+        .zip(titles)
+        .map(|(mut lesson, title)| {
+            let status = lesson.my_status.take().unwrap_or(Status::NotStarted);
+            MyAttendance {
+                course: CourseRef { id: lesson.course_id, title },
+                checked_in_at: checked_in.get(&lesson.id).copied().flatten(),
+                status,
+                lesson,
+            }
+        })
+        .collect())
+}

@@ -1,0 +1,143 @@
+//! Course and roster queries.
+
+use chrono::{DateTime, Utc};
+use diesel::dsl::sql;
+use diesel::prelude::*;
+use diesel::sql_types::BigInt;
+
+use super::Course;
+use crate::schema::{courses, enrollments, users};
+use crate::users::model::{Role, User, UserRef};
+use crate::users::queries::lower;
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = courses, check_for_backend(diesel::pg::Pg))]
+struct CourseRow {
+    id: i64,
+    title: String,
+    code: Option<String>,
+    created_at: DateTime<Utc>,
+}
+
+type CourseColumns = (
+    diesel::dsl::AsSelect<CourseRow, diesel::pg::Pg>,
+    diesel::dsl::AsSelect<UserRef, diesel::pg::Pg>,
+    diesel::expression::SqlLiteral<BigInt>,
+);
+
+fn course_columns() -> CourseColumns {
+    (
+        CourseRow::as_select(),
+        UserRef::as_select(),
+        sql::<BigInt>("(SELECT count(*) FROM enrollments e WHERE e.course_id = courses.id)"),
+    )
+}
+
+fn into_course((row, teacher, student_count): (CourseRow, UserRef, i64)) -> Course {
+    Course {
+        id: row.id,
+        title: row.title,
+        code: row.code,
+        teacher,
+        student_count,
+        created_at: row.created_at,
+    }
+}
+
+pub fn insert(
+    conn: &mut PgConnection,
+    title: &str,
+    code: Option<&str>,
+    teacher_id: i64,
+    now: DateTime<Utc>,
+) -> QueryResult<Course> {
+    let id: i64 = diesel::insert_into(courses::table)
+        .values((
+            courses::title.eq(title),
+            courses::code.eq(code),
+            courses::teacher_id.eq(teacher_id),
+            courses::created_at.eq(now),
+        ))
+        .returning(courses::id)
+        .get_result(conn)?;
+    get(conn, id)
+}
+
+pub fn get(conn: &mut PgConnection, id: i64) -> QueryResult<Course> {
+    courses::table
+        .inner_join(users::table)
+        .filter(courses::id.eq(id))
+        .select(course_columns())
+        .first(conn)
+        .map(into_course)
+}
+
+/// The courses a user sees: a teacher's own, a student's enrolled ones, or all for admins.
+pub fn list_for(conn: &mut PgConnection, user: &User) -> QueryResult<Vec<Course>> {
+    let mut query =
+        courses::table.inner_join(users::table).select(course_columns()).order(courses::id).into_boxed();
+    query = match user.role {
+        Role::Admin => query,
+        Role::Teacher => query.filter(courses::teacher_id.eq(user.id)),
+        Role::Student => query.filter(courses::id.eq_any(
+            enrollments::table.filter(enrollments::student_id.eq(user.id)).select(enrollments::course_id),
+        )),
+    };
+    Ok(query.load(conn)?.into_iter().map(into_course).collect())
+}
+
+/// The enrolled students, ordered by student number, then username.
+pub fn roster(conn: &mut PgConnection, course_id: i64) -> QueryResult<Vec<User>> {
+    enrollments::table
+        .inner_join(users::table)
+        .filter(enrollments::course_id.eq(course_id))
+        .select(User::as_select())
+        .order((users::student_number.asc().nulls_last(), users::username.asc()))
+        .load(conn)
+}
+
+/// Users named by any of the usernames (case-insensitive) or student numbers.
+pub fn find_by_names(
+    conn: &mut PgConnection,
+    usernames: &[String],
+    numbers: &[String],
+) -> QueryResult<Vec<User>> {
+    let lowered: Vec<String> = usernames.iter().map(|u| u.to_lowercase()).collect();
+    users::table
+        .filter(lower(users::username).eq_any(lowered).or(users::student_number.eq_any(numbers)))
+        .select(User::as_select())
+        .load(conn)
+}
+
+/// Enrols the students; returns the ids that were not enrolled before.
+pub fn enroll(
+    conn: &mut PgConnection,
+    course_id: i64,
+    student_ids: &[i64],
+    now: DateTime<Utc>,
+) -> QueryResult<Vec<i64>> {
+    let rows: Vec<_> = student_ids
+        .iter()
+        .map(|id| {
+            (
+                enrollments::course_id.eq(course_id),
+                enrollments::student_id.eq(*id),
+                enrollments::enrolled_at.eq(now),
+            )
+        })
+        .collect();
+    diesel::insert_into(enrollments::table)
+        .values(&rows)
+        .on_conflict_do_nothing()
+        .returning(enrollments::student_id)
+        .get_results(conn)
+}
+
+/// Removes an enrolment; returns whether there was one.
+pub fn unenroll(conn: &mut PgConnection, course_id: i64, student_id: i64) -> QueryResult<bool> {
+    diesel::delete(enrollments::table.find((course_id, student_id))).execute(conn).map(|n| n > 0)
+}
+
+pub fn is_enrolled(conn: &mut PgConnection, course_id: i64, student_id: i64) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(enrollments::table.find((course_id, student_id)))).get_result(conn)
+}

@@ -1,0 +1,168 @@
+//! A course's roster: who is enrolled, enrolling by username or student number, removal.
+
+use std::collections::HashSet;
+
+use actix_web::{HttpResponse, delete, get, post, web};
+use diesel::Connection;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{access, queries};
+use crate::auth::extract::Authenticated;
+use crate::db;
+use crate::error::{ApiError, FieldError, Problem, check};
+use crate::state::AppState;
+use crate::users::model::{Role, User};
+
+/// Most names accepted in one enrolment request, per list.
+const MAX_NAMES: usize = 1000;
+
+/// List a course's students (its teacher, admin).
+///
+/// Ordered by student number, then username.
+#[utoipa::path(
+    tag = "courses",
+    params(("course_id" = i64, Path, description = "Course id")),
+    responses(
+        (status = 200, description = "The roster", body = Vec<User>),
+        (status = 401, description = "Not authenticated (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not the course's teacher or an admin (`forbidden`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such course (`not_found`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/courses/{course_id}/students")]
+pub async fn list_students(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    path: web::Path<i64>,
+) -> Result<web::Json<Vec<User>>, ApiError> {
+    let (course_id, user) = (path.into_inner(), caller.user);
+    let roster = db::run(&state.pool, move |conn| {
+        access::check_course(conn, course_id, &user, access::STAFF)?;
+        Ok(queries::roster(conn, course_id)?)
+    })
+    .await?;
+    Ok(web::Json(roster))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct EnrollStudents {
+    /// Usernames to enrol (case-insensitive), at most 1000.
+    #[schema(example = json!(["ada.l", "alan.t"]))]
+    pub usernames: Option<Vec<String>>,
+    /// Student numbers to enrol, at most 1000.
+    #[schema(example = json!(["s1001"]))]
+    pub student_numbers: Option<Vec<String>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EnrollResult {
+    /// Students enrolled by this request.
+    pub enrolled: Vec<User>,
+    /// Students who were enrolled already.
+    pub already_enrolled: Vec<User>,
+    /// Names that match no student (including users who are not students), as sent.
+    pub not_found: Vec<String>,
+}
+
+/// Enrol students (the course's teacher).
+///
+/// Names that match nobody, or someone who is not a student, are reported in `not_found`
+/// without failing the rest.
+#[utoipa::path(
+    tag = "courses",
+    params(("course_id" = i64, Path, description = "Course id")),
+    request_body = EnrollStudents,
+    responses(
+        (status = 200, description = "What happened to each name", body = EnrollResult),
+        (status = 400, description = "Malformed body (`bad_request`)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not authenticated (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not the course's teacher (`forbidden`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such course (`not_found`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "No names, or too many (`validation_failed`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/courses/{course_id}/students")]
+pub async fn enroll_students(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    path: web::Path<i64>,
+    body: web::Json<EnrollStudents>,
+) -> Result<web::Json<EnrollResult>, ApiError> {
+    let EnrollStudents { usernames, student_numbers } = body.into_inner();
+    let (usernames, numbers) = (usernames.unwrap_or_default(), student_numbers.unwrap_or_default());
+    let mut errors = Vec::new();
+    for (field, list) in [("usernames", &usernames), ("student_numbers", &numbers)] {
+        if list.len() > MAX_NAMES {
+            errors.push(FieldError::new(field, format!("at most {MAX_NAMES} names per request")));
+        }
+    }
+    if usernames.is_empty() && numbers.is_empty() {
+        errors.push(FieldError::new("usernames", "give at least one username or student number"));
+    }
+    check(errors)?;
+    let (course_id, user, now) = (path.into_inner(), caller.user, state.clock.now());
+    let result = db::run(&state.pool, move |conn| {
+        access::check_course(conn, course_id, &user, access::TEACHER)?;
+        Ok(conn.transaction(|conn| enroll(conn, course_id, &usernames, &numbers, now))?)
+    })
+    .await?;
+    Ok(web::Json(result))
+}
+
+fn enroll(
+    conn: &mut diesel::PgConnection,
+    course_id: i64,
+    usernames: &[String],
+    numbers: &[String],
+    now: chrono::DateTime<chrono::Utc>,
+) -> diesel::QueryResult<EnrollResult> {
+    let found: Vec<User> = queries::find_by_names(conn, usernames, numbers)?
+        .into_iter()
+        .filter(|u| u.role == Role::Student)
+        .collect();
+    let not_found = usernames
+        .iter()
+        .filter(|name| !found.iter().any(|u| u.username.eq_ignore_ascii_case(name)))
+        .chain(
+            numbers.iter().filter(|number| !found.iter().any(|u| u.student_number.as_ref() == Some(*number))),
+        )
+        .cloned()
+        .collect();
+    let ids: Vec<i64> = found.iter().map(|u| u.id).collect();
+    let added: HashSet<i64> = queries::enroll(conn, course_id, &ids, now)?.into_iter().collect();
+    let (enrolled, already_enrolled) = found.into_iter().partition(|u| added.contains(&u.id));
+    Ok(EnrollResult { enrolled, already_enrolled, not_found })
+}
+
+/// Remove a student from a course (the course's teacher).
+///
+/// Their attendance records stay.
+#[utoipa::path(
+    tag = "courses",
+    params(("course_id" = i64, Path, description = "Course id"), ("user_id" = i64, Path, description = "Student's user id")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 401, description = "Not authenticated (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not the course's teacher (`forbidden`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such course, or the user is not enrolled (`not_found`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[delete("/courses/{course_id}/students/{user_id}")]
+pub async fn unenroll_student(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    path: web::Path<(i64, i64)>,
+) -> Result<HttpResponse, ApiError> {
+    let ((course_id, student_id), user) = (path.into_inner(), caller.user);
+    db::run(&state.pool, move |conn| {
+        access::check_course(conn, course_id, &user, access::TEACHER)?;
+        if queries::unenroll(conn, course_id, student_id)? {
+            Ok(())
+        } else {
+            Err(ApiError::NotFound("this user is not enrolled in the course"))
+        }
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}

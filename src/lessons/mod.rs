@@ -1,0 +1,176 @@
+//! Lessons of a course, each with its check-in state (and, for a student, their status).
+
+pub mod checkin;
+pub mod queries;
+pub mod window;
+
+use actix_web::{HttpResponse, get, post, web};
+use chrono::{DateTime, Utc};
+use diesel::PgConnection;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::attendance::status::{self, Status};
+use crate::auth::extract::Authenticated;
+use crate::courses::access::{self, Relation};
+use crate::db;
+use crate::error::{ApiError, Problem, check, parse_field};
+use crate::state::AppState;
+use crate::users::model::bounded_text;
+use queries::LessonRow;
+use window::CheckinState;
+
+/// A lesson and where its check-in stands.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Lesson {
+    #[schema(example = 12)]
+    pub id: i64,
+    #[schema(example = 3)]
+    pub course_id: i64,
+    #[schema(example = "Week 1: Welcome")]
+    pub title: String,
+    pub starts_at: Option<DateTime<Utc>>,
+    pub checkin: CheckinState,
+    /// Only for students: their own status for this lesson.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub my_status: Option<Status>,
+}
+
+/// Builds `Lesson`s for rows, with their latest windows and (for a student) their status,
+/// in two queries however many lessons there are.
+pub fn assemble(
+    conn: &mut PgConnection,
+    rows: Vec<LessonRow>,
+    student_id: Option<i64>,
+    now: DateTime<Utc>,
+) -> diesel::QueryResult<Vec<Lesson>> {
+    let ids: Vec<i64> = rows.iter().map(|l| l.id).collect();
+    let windows = queries::latest_windows(conn, &ids)?;
+    let records = match student_id {
+        Some(student) => queries::record_statuses(conn, student, &ids)?,
+        None => Default::default(),
+    };
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let latest = windows.get(&row.id);
+            Lesson {
+                id: row.id,
+                course_id: row.course_id,
+                title: row.title,
+                starts_at: row.starts_at,
+                checkin: CheckinState::of(latest, now),
+                my_status: student_id.map(|_| status::status(records.get(&row.id).copied(), latest, now)),
+            }
+        })
+        .collect())
+}
+
+fn student_view(relation: Relation, user_id: i64) -> Option<i64> {
+    (relation == Relation::Student).then_some(user_id)
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct CreateLesson {
+    /// 1–200 characters.
+    #[schema(example = "Week 1: Welcome")]
+    pub title: String,
+    /// When the lesson starts (RFC 3339).
+    pub starts_at: Option<DateTime<Utc>>,
+}
+
+/// Create a lesson (the course's teacher).
+#[utoipa::path(
+    tag = "lessons",
+    params(("course_id" = i64, Path, description = "Course id")),
+    request_body = CreateLesson,
+    responses(
+        (status = 201, description = "Created", body = Lesson),
+        (status = 400, description = "Malformed body, e.g. a bad timestamp (`bad_request`)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not authenticated (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not the course's teacher (`forbidden`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such course (`not_found`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid field (`validation_failed`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/courses/{course_id}/lessons")]
+pub async fn create_lesson(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    path: web::Path<i64>,
+    body: web::Json<CreateLesson>,
+) -> Result<HttpResponse, ApiError> {
+    let CreateLesson { title, starts_at } = body.into_inner();
+    let mut errors = Vec::new();
+    let title =
+        parse_field(&mut errors, "title", Some(title.trim()), |t| bounded_text(t, 1, 200).map(str::to_owned));
+    check(errors)?;
+    let title = title.unwrap_or_default();
+    let (course_id, user, now) = (path.into_inner(), caller.user, state.clock.now());
+    let lesson = db::run(&state.pool, move |conn| {
+        access::check_course(conn, course_id, &user, access::TEACHER)?;
+        let row = queries::insert(conn, course_id, &title, starts_at, now)?;
+        Ok(assemble(conn, vec![row], None, now)?.remove(0))
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(lesson))
+}
+
+/// List a course's lessons.
+///
+/// Ordered by `starts_at` (lessons without one last), then id. For a student each lesson
+/// carries `my_status`.
+#[utoipa::path(
+    tag = "lessons",
+    params(("course_id" = i64, Path, description = "Course id")),
+    responses(
+        (status = 200, description = "The lessons", body = Vec<Lesson>),
+        (status = 401, description = "Not authenticated (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not your course (`forbidden`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such course (`not_found`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/courses/{course_id}/lessons")]
+pub async fn list_lessons(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    path: web::Path<i64>,
+) -> Result<web::Json<Vec<Lesson>>, ApiError> {
+    let (course_id, user, now) = (path.into_inner(), caller.user, state.clock.now());
+    let lessons = db::run(&state.pool, move |conn| {
+        let relation = access::check_course(conn, course_id, &user, access::MEMBERS)?;
+        let rows = queries::for_course(conn, course_id)?;
+        Ok(assemble(conn, rows, student_view(relation, user.id), now)?)
+    })
+    .await?;
+    Ok(web::Json(lessons))
+}
+
+/// Get a lesson.
+///
+/// For the course's teacher, its enrolled students (with `my_status`) and admins.
+#[utoipa::path(
+    tag = "lessons",
+    params(("lesson_id" = i64, Path, description = "Lesson id")),
+    responses(
+        (status = 200, description = "The lesson", body = Lesson),
+        (status = 401, description = "Not authenticated (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not your course (`forbidden`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such lesson (`not_found`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/lessons/{lesson_id}")]
+pub async fn get_lesson(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    path: web::Path<i64>,
+) -> Result<web::Json<Lesson>, ApiError> {
+    let (lesson_id, user, now) = (path.into_inner(), caller.user, state.clock.now());
+    let lesson = db::run(&state.pool, move |conn| {
+        let (_, relation) = access::check_lesson(conn, lesson_id, &user, access::MEMBERS)?;
+        let row = queries::get(conn, lesson_id)?;
+        Ok(assemble(conn, vec![row], student_view(relation, user.id), now)?.remove(0))
+    })
+    .await?;
+    Ok(web::Json(lesson))
+}

@@ -1,0 +1,160 @@
+//! Check-in windows: one row per opening of check-in for a lesson. A window's state is
+//! computed from the clock, so it closes itself at `closes_at` for every reader without
+//! any job having run.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::rotating_code::Schedule;
+use crate::schema::checkin_windows;
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = checkin_windows, check_for_backend(diesel::pg::Pg))]
+pub struct Window {
+    pub id: i64,
+    pub lesson_id: i64,
+    pub secret: Vec<u8>,
+    pub opened_at: DateTime<Utc>,
+    pub closes_at: DateTime<Utc>,
+    pub closed_at: Option<DateTime<Utc>>,
+    pub rotation_seconds: i32,
+    pub code_length: i32,
+    pub late_after_seconds: Option<i32>,
+}
+
+impl Window {
+    pub fn is_open(&self, now: DateTime<Utc>) -> bool {
+        self.closed_at.is_none() && self.opened_at <= now && now < self.closes_at
+    }
+
+    /// When the window stopped accepting codes (or will, if still open).
+    pub fn ended_at(&self) -> DateTime<Utc> {
+        self.closed_at.unwrap_or(self.closes_at)
+    }
+
+    pub fn schedule(&self) -> Schedule<'_> {
+        Schedule {
+            secret: &self.secret,
+            opened_at: self.opened_at,
+            closes_at: self.closes_at,
+            rotation_seconds: i64::from(self.rotation_seconds),
+            code_length: self.code_length as u32,
+        }
+    }
+
+    /// `late` if a late threshold is set and `at` is more than that after the opening.
+    pub fn is_late(&self, at: DateTime<Utc>) -> bool {
+        self.late_after_seconds
+            .is_some_and(|late| (at - self.opened_at).num_milliseconds() > i64::from(late) * 1000)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    NotStarted,
+    Open,
+    Closed,
+}
+
+/// Where a lesson's check-in stands. The settings describe the latest window (open or
+/// closed) and are `null` before check-in was ever opened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct CheckinState {
+    pub state: Phase,
+    pub opened_at: Option<DateTime<Utc>>,
+    /// When the window closes (or closed) by itself: `opened_at + duration_seconds`.
+    pub closes_at: Option<DateTime<Utc>>,
+    /// When the window actually closed: the teacher's close, or `closes_at`.
+    pub closed_at: Option<DateTime<Utc>>,
+    #[schema(example = 10)]
+    pub rotation_seconds: Option<i32>,
+    #[schema(example = 6)]
+    pub code_length: Option<i32>,
+    pub late_after_seconds: Option<i32>,
+}
+
+impl CheckinState {
+    /// The state given a lesson's latest window (if any) at `now`.
+    pub fn of(latest: Option<&Window>, now: DateTime<Utc>) -> Self {
+        let Some(window) = latest else {
+            return Self {
+                state: Phase::NotStarted,
+                opened_at: None,
+                closes_at: None,
+                closed_at: None,
+                rotation_seconds: None,
+                code_length: None,
+                late_after_seconds: None,
+            };
+        };
+        let open = window.is_open(now);
+        Self {
+            state: if open { Phase::Open } else { Phase::Closed },
+            opened_at: Some(window.opened_at),
+            closes_at: Some(window.closes_at),
+            closed_at: (!open).then(|| window.ended_at()),
+            rotation_seconds: Some(window.rotation_seconds),
+            code_length: Some(window.code_length),
+            late_after_seconds: window.late_after_seconds,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{Duration, TimeZone};
+
+    fn window(closed_at: Option<i64>) -> Window {
+        let at = |s| Utc.timestamp_opt(s, 0).unwrap();
+        Window {
+            id: 1,
+            lesson_id: 1,
+            secret: vec![0; 32],
+            opened_at: at(1_000),
+            closes_at: at(1_600),
+            closed_at: closed_at.map(at),
+            rotation_seconds: 10,
+            code_length: 6,
+            late_after_seconds: Some(60),
+        }
+    }
+
+    fn at(s: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(s, 0).unwrap()
+    }
+
+    #[test]
+    fn a_lesson_without_windows_has_not_started() {
+        let state = CheckinState::of(None, at(0));
+        assert_eq!(state.state, Phase::NotStarted);
+        assert_eq!((state.opened_at, state.rotation_seconds), (None, None));
+    }
+
+    #[test]
+    fn a_window_closes_itself_exactly_at_closes_at() {
+        let w = window(None);
+        assert_eq!(CheckinState::of(Some(&w), at(1_599)).state, Phase::Open);
+        let closed = CheckinState::of(Some(&w), at(1_600));
+        assert_eq!((closed.state, closed.closed_at), (Phase::Closed, Some(at(1_600))));
+    }
+
+    #[test]
+    fn a_teacher_close_ends_the_window_early() {
+        let w = window(Some(1_200));
+        let state = CheckinState::of(Some(&w), at(1_300));
+        assert_eq!((state.state, state.closed_at), (Phase::Closed, Some(at(1_200))));
+        assert!(!w.is_open(at(1_200)));
+    }
+
+    #[test]
+    fn late_means_strictly_more_than_late_after_seconds_after_opening() {
+        let w = window(None);
+        assert!(!w.is_late(at(1_060)));
+        assert!(w.is_late(at(1_060) + Duration::milliseconds(1)));
+        assert!(!Window { late_after_seconds: None, ..w }.is_late(at(1_500)));
+    }
+}

@@ -1,0 +1,278 @@
+use crate::helpers::{Class, TestApp, settings, spawn_app, spawn_app_with};
+use diesel::prelude::*;
+use rollcall::schema::{attendance, checkin_failures};
+use serde_json::json;
+
+/// A code that is none of the window's codes so far (brute-forced from the real ones).
+async fn wrong_code(app: &TestApp, class: &Class) -> String {
+    let current = app.current_code(class).await;
+    (0..10u8).map(|d| d.to_string().repeat(current.len())).find(|c| *c != current).unwrap()
+}
+
+fn attendance_rows(app: &TestApp, lesson_id: i64) -> i64 {
+    let mut conn = app.pool.get().unwrap();
+    attendance::table.filter(attendance::lesson_id.eq(lesson_id)).count().get_result(&mut conn).unwrap()
+}
+
+#[tokio::test]
+async fn a_student_checks_in_with_the_current_code_once() {
+    let app = spawn_app().await;
+    let class = app.class("c", 1).await;
+    app.open_checkin(&class, json!({})).await;
+    app.advance(3);
+    let code = app.current_code(&class).await;
+    let first = app.check_in(&class.students[0], &code).await;
+    let body = first.ok(201).clone();
+    assert_eq!(body["lesson_id"], class.lesson_id);
+    assert_eq!(body["course_id"], class.course_id);
+    assert_eq!(body["lesson_title"], "Lesson 1");
+    assert_eq!(body["course_title"], "c course");
+    assert_eq!(body["status"], "present");
+    assert_eq!(body["checked_in_at"], "2026-11-25T08:00:03Z");
+    assert!(!first.text.contains(&code), "the code is never echoed to students");
+
+    app.advance(1);
+    let again = app.check_in(&class.students[0], &code).await;
+    assert_eq!(again.ok(200), &body, "a repeat returns the stored record unchanged");
+    assert_eq!(attendance_rows(&app, class.lesson_id), 1);
+}
+
+#[tokio::test]
+async fn fifty_concurrent_check_ins_make_one_record_and_no_errors() {
+    let app = spawn_app().await;
+    let class = app.class("c", 1).await;
+    app.open_checkin(&class, json!({})).await;
+    let code = app.current_code(&class).await;
+    let attempts = (0..50).map(|_| app.check_in(&class.students[0], &code));
+    let statuses: Vec<u16> =
+        futures_util::future::join_all(attempts).await.iter().map(|r| r.status.as_u16()).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 49, "{statuses:?}");
+    assert_eq!(attendance_rows(&app, class.lesson_id), 1);
+}
+
+#[tokio::test]
+async fn check_ins_after_late_after_seconds_are_late() {
+    let app = spawn_app().await;
+    let class = app.class("c", 2).await;
+    app.open_checkin(&class, json!({"late_after_seconds": 60, "rotation_seconds": 30})).await;
+    app.advance(60);
+    let on_time = app.current_code(&class).await;
+    assert_eq!(app.check_in(&class.students[0], &on_time).await.ok(201)["status"], "present");
+    app.advance(1);
+    let code = app.current_code(&class).await;
+    assert_eq!(app.check_in(&class.students[1], &code).await.ok(201)["status"], "late");
+}
+
+#[tokio::test]
+async fn the_previous_code_works_for_the_grace_period_then_expires() {
+    let app = spawn_app().await;
+    let class = app.class("c", 3).await;
+    app.open_checkin(&class, json!({"rotation_seconds": 10})).await;
+    let old = app.current_code(&class).await;
+    app.advance(14);
+    app.check_in(&class.students[0], &old).await.ok(201);
+    app.advance(1);
+    let expired = app.check_in(&class.students[1], &old).await;
+    expired.problem(422, "code_expired");
+    assert!(!expired.text.contains(&old), "the code never appears in an error");
+    app.advance(100);
+    app.check_in(&class.students[2], &old).await.problem(422, "code_expired");
+}
+
+#[tokio::test]
+async fn a_code_that_matches_nothing_is_invalid() {
+    let app = spawn_app().await;
+    let class = app.class("c", 1).await;
+    app.open_checkin(&class, json!({})).await;
+    let wrong = wrong_code(&app, &class).await;
+    app.check_in(&class.students[0], &wrong).await.problem(422, "invalid_code");
+    app.check_in(&class.students[0], "not digits").await.problem(422, "invalid_code");
+    app.post("/api/v1/checkins", &class.students[0].token, json!({"code": "  "}))
+        .await
+        .problem(422, "validation_failed");
+    app.post("/api/v1/checkins", &class.students[0].token, json!({})).await.problem(422, "validation_failed");
+    assert_eq!(attendance_rows(&app, class.lesson_id), 0);
+}
+
+#[tokio::test]
+async fn a_valid_code_of_a_course_the_student_is_not_in_is_invalid() {
+    let app = spawn_app().await;
+    let class = app.class("c", 1).await;
+    let outsider = app.class("o", 1).await;
+    app.open_checkin(&class, json!({})).await;
+    let code = app.current_code(&class).await;
+    app.check_in(&outsider.students[0], &code).await.problem(422, "invalid_code");
+}
+
+#[tokio::test]
+async fn only_students_check_in() {
+    let app = spawn_app().await;
+    let class = app.class("c", 0).await;
+    app.open_checkin(&class, json!({})).await;
+    let code = app.current_code(&class).await;
+    for token in [&class.teacher, &app.admin_token] {
+        app.post("/api/v1/checkins", token, json!({"code": code})).await.problem(403, "forbidden");
+    }
+}
+
+#[tokio::test]
+async fn ten_wrong_codes_a_minute_throttle_every_attempt() {
+    let app = spawn_app().await;
+    let class = app.class("c", 2).await;
+    app.open_checkin(&class, json!({"rotation_seconds": 300, "duration_seconds": 3600})).await;
+    let wrong = wrong_code(&app, &class).await;
+    let student = &class.students[0];
+    for _ in 0..10 {
+        app.check_in(student, &wrong).await.problem(422, "invalid_code");
+        app.advance(2);
+    }
+    let code = app.current_code(&class).await;
+    let throttled = app.check_in(student, &code).await;
+    throttled.problem(429, "too_many_attempts");
+    assert_eq!(throttled.headers["retry-after"], "40");
+    app.check_in(&class.students[1], &code).await.ok(201);
+
+    app.advance(39);
+    app.check_in(student, &code).await.problem(429, "too_many_attempts");
+    app.advance(1);
+    app.check_in(student, &code).await.ok(201);
+    let mut conn = app.pool.get().unwrap();
+    let failures: i64 = checkin_failures::table
+        .filter(checkin_failures::student_id.eq(student.id))
+        .count()
+        .get_result(&mut conn)
+        .unwrap();
+    assert!(failures <= 10, "throttled attempts are not recorded as failures");
+}
+
+#[tokio::test]
+async fn expired_codes_count_toward_the_throttle() {
+    let app = spawn_app().await;
+    let class = app.class("c", 1).await;
+    app.open_checkin(&class, json!({"rotation_seconds": 5})).await;
+    let old = app.current_code(&class).await;
+    app.advance(30);
+    for _ in 0..10 {
+        app.check_in(&class.students[0], &old).await.problem(422, "code_expired");
+    }
+    app.check_in(&class.students[0], &old).await.problem(429, "too_many_attempts");
+}
+
+#[tokio::test]
+async fn client_details_are_stored_with_a_code_check_in() {
+    let app = spawn_app().await;
+    let class = app.class("c", 1).await;
+    app.open_checkin(&class, json!({})).await;
+    let code = app.current_code(&class).await;
+    let response = app
+        .client
+        .post(app.url("/api/v1/checkins"))
+        .bearer_auth(&class.students[0].token)
+        .header("User-Agent", "StudentPhone/1.0")
+        .header("X-Device-Id", "device-abc")
+        .header("X-Forwarded-For", "203.0.113.50")
+        .json(&json!({"code": code, "status": "excused", "student_id": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let mut conn = app.pool.get().unwrap();
+    let stored: (Option<String>, Option<String>, Option<String>, String) = attendance::table
+        .select((attendance::client_ip, attendance::user_agent, attendance::device_id, attendance::status))
+        .first(&mut conn)
+        .unwrap();
+    // The peer is not a trusted proxy, so its X-Forwarded-For is ignored; server-controlled
+    // fields in the body are ignored too.
+    assert_eq!(
+        stored,
+        (
+            Some("127.0.0.1".into()),
+            Some("StudentPhone/1.0".into()),
+            Some("device-abc".into()),
+            "present".into()
+        )
+    );
+}
+
+#[tokio::test]
+async fn x_forwarded_for_is_believed_only_from_trusted_proxies() {
+    let mut trusting = settings();
+    trusting.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    let app = spawn_app_with(trusting).await;
+    let class = app.class("c", 1).await;
+    app.open_checkin(&class, json!({})).await;
+    let code = app.current_code(&class).await;
+    let response = app
+        .client
+        .post(app.url("/api/v1/checkins"))
+        .bearer_auth(&class.students[0].token)
+        .header("X-Forwarded-For", "198.51.100.1, 203.0.113.50")
+        .json(&json!({"code": code}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let mut conn = app.pool.get().unwrap();
+    let ip: Option<String> = attendance::table.select(attendance::client_ip).first(&mut conn).unwrap();
+    assert_eq!(ip.as_deref(), Some("203.0.113.50"));
+}
+
+#[tokio::test]
+async fn a_malformed_device_id_is_a_bad_request() {
+    let app = spawn_app().await;
+    let class = app.class("c", 1).await;
+    app.open_checkin(&class, json!({})).await;
+    let code = app.current_code(&class).await;
+    let response = app
+        .client
+        .post(app.url("/api/v1/checkins"))
+        .bearer_auth(&class.students[0].token)
+        .header("X-Device-Id", "x".repeat(200))
+        .json(&json!({"code": code}))
+        .send()
+        .await
+        .unwrap();
+    crate::helpers::into_response(response).await.problem(400, "bad_request");
+    assert_eq!(attendance_rows(&app, class.lesson_id), 0);
+}
+
+#[tokio::test]
+async fn a_student_reads_their_own_history_newest_first() {
+    let app = spawn_app().await;
+    let class = app.class("c", 1).await;
+    let second = app
+        .post(
+            &format!("/api/v1/courses/{}/lessons", class.course_id),
+            &class.teacher,
+            json!({"title": "Lesson 2", "starts_at": "2026-12-01T09:00:00Z"}),
+        )
+        .await
+        .ok(201)["id"]
+        .as_i64()
+        .unwrap();
+    app.open_checkin(&class, json!({})).await;
+    let code = app.current_code(&class).await;
+    app.check_in(&class.students[0], &code).await.ok(201);
+    let other = app.class("o", 0).await;
+    let _ = other;
+
+    let history = app.get("/api/v1/me/attendance", &class.students[0].token).await;
+    let items = history.ok(200).as_array().unwrap().clone();
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0]["lesson"]["id"], second);
+    assert_eq!(items[0]["status"], "not_started");
+    assert_eq!(items[1]["lesson"]["id"], class.lesson_id);
+    assert_eq!(items[1]["status"], "present");
+    assert_eq!(items[1]["checked_in_at"], "2026-11-25T08:00:00Z");
+    assert_eq!(items[1]["course"], json!({"id": class.course_id, "title": "c course"}));
+
+    let paged = app.get("/api/v1/me/attendance?limit=1&offset=1", &class.students[0].token).await;
+    assert_eq!(paged.ok(200)[0]["lesson"]["id"], class.lesson_id);
+    let filtered = app.get("/api/v1/me/attendance?course_id=999", &class.students[0].token).await;
+    assert_eq!(filtered.ok(200).as_array().unwrap().len(), 0);
+    app.get("/api/v1/me/attendance", &class.teacher).await.problem(403, "forbidden");
+    app.get("/api/v1/me/attendance?limit=5000", &class.students[0].token)
+        .await
+        .problem(422, "validation_failed");
+}

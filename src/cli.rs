@@ -109,6 +109,7 @@ async fn serve(settings: &Settings, database: &Database, with_demo: bool) -> any
         settings,
         secret.expose_secret().as_bytes(),
         database.pool.clone(),
+        &database.url,
         Arc::new(SystemClock),
     )?;
     let address = format!("http://{}:{}", settings.bind.ip(), app.port());
@@ -162,6 +163,7 @@ fn load_or_create_secret(path: &Path) -> anyhow::Result<SecretString> {
 /// The database a command works on: the configured server, or the embedded cluster.
 struct Database {
     pool: DbPool,
+    url: String,
     embedded: Option<EmbeddedPostgres>,
     _serve_claim: Option<File>,
 }
@@ -184,7 +186,7 @@ impl Database {
             }
         };
         let pool = db::pool(&url, settings.db_pool_size);
-        let database = Self { pool, embedded, _serve_claim: claim };
+        let database = Self { pool, url, embedded, _serve_claim: claim };
         let migrated = database
             .pool
             .get()

@@ -28,6 +28,10 @@ pub struct Settings {
     pub db_pool_size: u32,
     pub log_format: LogFormat,
     pub shutdown_timeout: Duration,
+    /// How often the live stream pings a dashboard, and how long one may stay silent.
+    /// Fixed by the contract (15 s / 45 s); only tests change them.
+    pub ws_ping_interval: Duration,
+    pub ws_client_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,6 +124,8 @@ impl Settings {
             db_pool_size,
             log_format,
             shutdown_timeout: Duration::from_secs(parse(&var, "ROLLCALL_SHUTDOWN_TIMEOUT_SECONDS", 30)?),
+            ws_ping_interval: Duration::from_secs(15),
+            ws_client_timeout: Duration::from_secs(45),
         })
     }
 }

@@ -55,13 +55,12 @@ impl EmbeddedPostgres {
         }
     }
 
-    /// A libpq URL for `database` in this cluster, through its Unix socket.
+    /// A PostgreSQL URL for `database` in this cluster, through its Unix socket. It names
+    /// no TCP host at all, so no client library can try `localhost` first.
     pub fn url(&self, database: &str) -> String {
-        let mut url = url::Url::parse(&format!("postgresql://{ROLE}@localhost:{PORT}"))
-            .expect("unwrap: a constant, valid URL");
-        url.set_path(database);
-        url.query_pairs_mut().append_pair("host", &self.cluster_dir.to_string_lossy());
-        url.to_string()
+        let socket_dir: String =
+            url::form_urlencoded::byte_serialize(self.cluster_dir.as_os_str().as_encoded_bytes()).collect();
+        format!("postgresql://{ROLE}@/{database}?host={socket_dir}&port={PORT}")
     }
 
     /// Starts the cluster unless it already runs (say, under a running `rollcall serve`),

@@ -12,6 +12,7 @@ pub mod demo;
 pub mod embedded;
 pub mod error;
 pub mod lessons;
+pub mod live;
 pub mod openapi;
 pub mod ops;
 pub mod rejections;

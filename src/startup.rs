@@ -15,6 +15,7 @@ use crate::auth::jwt::TokenKeys;
 use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::db::DbPool;
+use crate::live::{self, Heartbeat, hub::Hub};
 use crate::openapi::ApiDoc;
 use crate::rejections::{self, RouteTable};
 use crate::state::AppState;
@@ -44,7 +45,9 @@ fn api(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(checkins::list_my_attendance)
         .service(attendance::get_lesson_attendance)
         .service(attendance::set_attendance)
-        .service(attendance::get_course_attendance);
+        .service(attendance::get_course_attendance)
+        .service(live::tickets::create_ws_ticket)
+        .service(live::live_checkin);
 }
 
 fn operations(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
@@ -93,19 +96,24 @@ fn item_methods(item: &utoipa::openapi::PathItem) -> Vec<String> {
 pub struct Application {
     port: u16,
     server: Server,
+    hub: Hub,
 }
 
 impl Application {
-    /// Binds `settings.bind` (port 0 picks a free port) and prepares the server.
+    /// Binds `settings.bind` (port 0 picks a free port), starts the change-event listener
+    /// on `database_url`, and prepares the server.
     pub fn build(
         settings: &Settings,
         jwt_secret: &[u8],
         pool: DbPool,
+        database_url: &str,
         clock: SharedClock,
     ) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(settings.bind)
             .map_err(|e| anyhow::anyhow!("cannot listen on {} (ROLLCALL_BIND): {e}", settings.bind))?;
         let port = listener.local_addr()?.port();
+        let hub = Hub::new(pool.clone(), clock.clone());
+        tokio::spawn(live::events::listen(database_url.to_owned(), hub.clone()));
         let state = web::Data::new(AppState {
             pool,
             tokens: TokenKeys::new(
@@ -116,6 +124,12 @@ impl Application {
             ),
             clock,
             trusted_proxies: settings.trusted_proxies.clone(),
+            cors_origins: settings.cors_origins.clone(),
+            hub: hub.clone(),
+            heartbeat: Heartbeat {
+                ping_every: settings.ws_ping_interval,
+                drop_after: settings.ws_client_timeout,
+            },
         });
         let document = document();
         let routes = web::Data::new(route_table(&document));
@@ -139,20 +153,71 @@ impl Application {
         })
         .listen(listener)?
         .shutdown_timeout(settings.shutdown_timeout.as_secs())
+        // Signals are handled in `run_until_stopped`, so live connections can be told first.
+        .disable_signals()
         .run();
-        Ok(Self { port, server })
+        Ok(Self { port, server, hub })
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
 
-    /// Serves until SIGINT/SIGTERM (or the handle stops it), finishing in-flight requests.
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+    pub fn hub(&self) -> Hub {
+        self.hub.clone()
     }
 
-    pub fn handle(&self) -> actix_web::dev::ServerHandle {
-        self.server.handle()
+    /// A handle that shuts the server down the way a signal does.
+    pub fn stopper(&self) -> Stopper {
+        Stopper { server: self.server.handle(), hub: self.hub.clone() }
+    }
+
+    /// Serves until SIGINT or SIGTERM (or a `Stopper`), then shuts down gracefully.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let stopper = self.stopper();
+        let mut server = self.server;
+        tokio::select! {
+            result = &mut server => return result,
+            () = termination() => tracing::info!("shutdown requested"),
+        }
+        // The server future must keep running to carry out the stop it is asked for.
+        let ((), result) = tokio::join!(stopper.stop(), server);
+        result
+    }
+}
+
+#[derive(Clone)]
+pub struct Stopper {
+    server: actix_web::dev::ServerHandle,
+    hub: Hub,
+}
+
+impl Stopper {
+    /// Closes live connections with 1001, stops accepting, and waits (up to the shutdown
+    /// timeout) for in-flight requests.
+    pub async fn stop(&self) {
+        self.hub.shut_down();
+        // Let the connections send their close frames before the sockets go away
+        // (bounded: a client that stopped reading is not waited for).
+        for _ in 0..100 {
+            if self.hub.open_connections() == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        self.server.stop(true).await;
+    }
+}
+
+async fn termination() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => std::future::pending().await,
     }
 }

@@ -5,6 +5,8 @@ use std::net::IpAddr;
 use crate::auth::jwt::TokenKeys;
 use crate::clock::SharedClock;
 use crate::db::DbPool;
+use crate::live::Heartbeat;
+use crate::live::hub::Hub;
 
 pub struct AppState {
     pub pool: DbPool,
@@ -12,4 +14,8 @@ pub struct AppState {
     pub clock: SharedClock,
     /// Peers whose `X-Forwarded-For` we believe.
     pub trusted_proxies: Vec<IpAddr>,
+    /// Origins allowed to call the API from a browser (CORS and the live stream).
+    pub cors_origins: Vec<String>,
+    pub hub: Hub,
+    pub heartbeat: Heartbeat,
 }

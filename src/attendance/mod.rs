@@ -21,6 +21,7 @@ use crate::courses::{access, queries as courses};
 use crate::db;
 use crate::error::{ApiError, Problem, check, parse_field};
 use crate::lessons::{self, Lesson, queries as lesson_queries};
+use crate::live::events::{self, Event};
 use crate::state::AppState;
 use crate::users::model::{UserRef, bounded_text};
 use export::{FormatQuery, csv_response, text_cell, to_csv, wants_csv};
@@ -249,6 +250,7 @@ pub async fn set_attendance(
                 old_status: status::status(before.map(|r| r.status), latest.as_ref(), now),
             };
             let row = records::apply_change(conn, &change)?;
+            events::publish(conn, Event::Record { lesson_id, student_id })?;
             let shared = records::shared_devices(conn, lesson_id)?;
             let student = crate::users::queries::find(conn, student_id)?
                 .ok_or(ApiError::NotFound("no such student"))?;

@@ -18,6 +18,7 @@ use crate::auth::extract::{Authenticated, StudentOnly};
 use crate::auth::login::seconds_until;
 use crate::db;
 use crate::error::{ApiError, Problem};
+use crate::live::events::{self, Event};
 use crate::rotating_code::Verdict;
 use crate::state::AppState;
 use client::ClientInfo;
@@ -150,7 +151,10 @@ fn check_in(
         checked_in_at: record.checked_in_at,
     };
     Ok(match inserted {
-        Some(record) => Outcome::Created(result(record)),
+        Some(record) => {
+            events::publish(conn, Event::Record { lesson_id: window.lesson_id, student_id })?;
+            Outcome::Created(result(record))
+        }
         None => {
             let existing =
                 records::find(conn, window.lesson_id, student_id)?.ok_or(diesel::result::Error::NotFound)?;

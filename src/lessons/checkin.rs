@@ -13,6 +13,7 @@ use crate::auth::extract::Authenticated;
 use crate::courses::access;
 use crate::db;
 use crate::error::{ApiError, FieldError, Problem, check};
+use crate::live::events::{self, Event};
 use crate::rotating_code::Frame;
 use crate::state::AppState;
 
@@ -130,7 +131,9 @@ fn open(
         late_after_seconds: settings.late_after_seconds,
         opened_by: teacher_id,
     };
-    queries::insert_window(conn, &new)?.ok_or_else(already_open)
+    let window = queries::insert_window(conn, &new)?.ok_or_else(already_open)?;
+    events::publish(conn, Event::Window { lesson_id })?;
+    Ok(window)
 }
 
 /// Close check-in (the lesson's teacher).
@@ -155,7 +158,11 @@ pub async fn close_checkin(
     let window = db::run(&state.pool, move |conn| {
         access::check_lesson(conn, lesson_id, &user, access::TEACHER)?;
         conn.transaction(|conn| match queries::unfinalised_window_for_update(conn, lesson_id)? {
-            Some(open) if open.is_open(now) => Ok(queries::set_closed_at(conn, open.id, now)?),
+            Some(open) if open.is_open(now) => {
+                let closed = queries::set_closed_at(conn, open.id, now)?;
+                events::publish(conn, Event::Window { lesson_id })?;
+                Ok(closed)
+            }
             _ => Err(not_open()),
         })
     })

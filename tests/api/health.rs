@@ -18,11 +18,13 @@ async fn readyz_is_200_when_the_database_answers() {
 async fn readyz_is_503_problem_when_the_database_is_unreachable() {
     let app = spawn_app().await;
     // A second server over a database that cannot be reached.
-    let pool = rollcall::db::pool("postgresql://nobody@127.0.0.1:1/none", 2);
+    let unreachable = "postgresql://nobody@127.0.0.1:1/none";
+    let pool = rollcall::db::pool(unreachable, 2);
     let broken = rollcall::startup::Application::build(
         &settings(),
         crate::helpers::JWT_SECRET.as_bytes(),
         pool,
+        unreachable,
         app.clock.clone(),
     )
     .unwrap();

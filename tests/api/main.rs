@@ -10,6 +10,7 @@ mod errors;
 mod health;
 mod helpers;
 mod lessons;
+mod live;
 mod openapi;
 mod story;
 mod tokens;

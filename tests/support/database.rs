@@ -14,8 +14,7 @@ use diesel::sql_types::Text;
 use rollcall::embedded::EmbeddedPostgres;
 
 struct Server {
-    /// URL of the server's maintenance database (`postgres`).
-    admin_url: url::Url,
+    location: Location,
     template: String,
     /// Held (shared) for this process's lifetime; the private cluster's watchdog stops
     /// the cluster once no test process holds it any more.
@@ -24,6 +23,26 @@ struct Server {
 
 static SERVER: OnceLock<Server> = OnceLock::new();
 static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+enum Location {
+    /// A server named by URL.
+    External(url::Url),
+    /// The private cluster this harness runs.
+    Private(EmbeddedPostgres),
+}
+
+impl Server {
+    fn url(&self, database: &str) -> String {
+        match &self.location {
+            Location::External(url) => {
+                let mut url = url.clone();
+                url.set_path(database);
+                url.to_string()
+            }
+            Location::Private(cluster) => cluster.url(database),
+        }
+    }
+}
 
 /// A database that is dropped when this value is.
 pub struct TestDatabase {
@@ -35,18 +54,18 @@ impl TestDatabase {
     pub fn create() -> Self {
         let server = server();
         let name = format!("rollcall_test_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
-        let mut conn = connect(&server.admin_url);
+        let mut conn = connect(&server.url("postgres"));
         diesel::sql_query(format!("CREATE DATABASE \"{name}\" TEMPLATE \"{}\"", server.template))
             .execute(&mut conn)
             .expect("create the test database");
-        Self { url: with_database(&server.admin_url, &name), name }
+        Self { url: server.url(&name), name }
     }
 }
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         let server = server();
-        if let Ok(mut conn) = PgConnection::establish(server.admin_url.as_str()) {
+        if let Ok(mut conn) = PgConnection::establish(&server.url("postgres")) {
             let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name))
                 .execute(&mut conn);
         }
@@ -59,27 +78,30 @@ fn server() -> &'static Server {
             .or_else(|_| std::env::var("DATABASE_URL"))
             .ok()
             .filter(|u| !u.is_empty());
-        let (admin_url, lease) = match configured {
+        let (location, lease) = match configured {
             Some(url) => {
-                let url = url::Url::parse(&url).expect("the test database URL is a URL");
-                (with_database_url(&url, "postgres"), None)
+                (Location::External(url::Url::parse(&url).expect("the test database URL is a URL")), None)
             }
-            None => private_cluster(),
+            None => {
+                let (cluster, lease) = private_cluster();
+                (Location::Private(cluster), Some(lease))
+            }
         };
-        let mut conn = connect(&admin_url);
-        sweep_leftovers(&mut conn);
         let template = format!("rollcall_tpl_{}", std::process::id());
-        diesel::sql_query(format!("CREATE DATABASE \"{template}\""))
+        let server = Server { location, template, _lease: lease };
+        let mut conn = connect(&server.url("postgres"));
+        sweep_leftovers(&mut conn);
+        diesel::sql_query(format!("CREATE DATABASE \"{}\"", server.template))
             .execute(&mut conn)
             .expect("create template");
-        let mut template_conn = connect(&with_database_url(&admin_url, &template));
+        let mut template_conn = connect(&server.url(&server.template));
         rollcall::db::migrate(&mut template_conn).expect("migrate the template database");
-        Server { admin_url, template, _lease: lease }
+        server
     })
 }
 
 /// Starts (or joins) the private cluster shared by all test processes of this user.
-fn private_cluster() -> (url::Url, Option<File>) {
+fn private_cluster() -> (EmbeddedPostgres, File) {
     let uid = nix::unistd::geteuid();
     // Under the system temp dir, not target/: short enough for a Unix socket path, and
     // reachable by the unprivileged user the cluster runs as when tests run as root.
@@ -97,8 +119,7 @@ fn private_cluster() -> (url::Url, Option<File>) {
     if cluster.started_here() {
         spawn_watchdog(&lease_path, &cluster.cluster_dir().join("postmaster.pid"));
     }
-    let url = url::Url::parse(&cluster.url("postgres")).expect("cluster URL");
-    (url, Some(lease))
+    (cluster, lease)
 }
 
 /// A detached shell loop that fast-stops the cluster once every test process (each holds
@@ -149,18 +170,8 @@ fn sweep_leftovers(conn: &mut PgConnection) {
     }
 }
 
-fn connect(url: &url::Url) -> PgConnection {
-    PgConnection::establish(url.as_str()).unwrap_or_else(|e| panic!("connect to the test server: {e}"))
-}
-
-fn with_database_url(url: &url::Url, database: &str) -> url::Url {
-    let mut url = url.clone();
-    url.set_path(database);
-    url
-}
-
-fn with_database(url: &url::Url, database: &str) -> String {
-    with_database_url(url, database).to_string()
+fn connect(url: &str) -> PgConnection {
+    PgConnection::establish(url).unwrap_or_else(|e| panic!("connect to the test server: {e}"))
 }
 
 #[allow(dead_code)]

@@ -1,0 +1,139 @@
+//! One dashboard connection: sends the initial messages, then forwards the lesson's
+//! messages while answering pings, pinging the client, and watching for floods, silence,
+//! slowness and server shutdown. Everything it holds is dropped when it returns.
+
+use std::time::{Duration, Instant};
+
+use actix_ws::{CloseCode, CloseReason, Message, MessageStream, ProtocolError, Session};
+use bytestring::ByteString;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{broadcast, watch};
+
+use super::hub::{ConnectionGuard, SEND_TIMEOUT, Subscription};
+
+/// Heartbeat timing; the contract's values are the defaults, tests shorten them.
+#[derive(Debug, Clone, Copy)]
+pub struct Heartbeat {
+    pub ping_every: Duration,
+    pub drop_after: Duration,
+}
+
+impl Default for Heartbeat {
+    fn default() -> Self {
+        Self { ping_every: Duration::from_secs(15), drop_after: Duration::from_secs(45) }
+    }
+}
+
+/// Client messages allowed per `FLOOD_WINDOW` before the connection is closed with 1008.
+const FLOOD_LIMIT: u32 = 20;
+const FLOOD_WINDOW: Duration = Duration::from_secs(10);
+
+pub struct Connection {
+    pub session: Session,
+    pub stream: MessageStream,
+    pub subscription: Subscription,
+    pub initial: Vec<ByteString>,
+    pub heartbeat: Heartbeat,
+    pub shutdown: watch::Receiver<bool>,
+    pub guard: ConnectionGuard,
+}
+
+impl Connection {
+    pub async fn run(self) {
+        let Connection { mut session, mut stream, mut subscription, initial, heartbeat, mut shutdown, guard } =
+            self;
+        let mut live = Live { session: &mut session, stream: &mut stream, heartbeat };
+        let reason = live.serve(initial, &mut subscription.messages, &mut shutdown).await;
+        if let Some(reason) = reason {
+            // A client that stopped reading must not hold us here either.
+            let _ = tokio::time::timeout(Duration::from_secs(1), session.close(Some(reason))).await;
+        }
+        drop(subscription);
+        drop(guard);
+    }
+}
+
+struct Live<'a> {
+    session: &'a mut Session,
+    stream: &'a mut MessageStream,
+    heartbeat: Heartbeat,
+}
+
+impl Live<'_> {
+    /// Returns why to close, or `None` when the connection is already gone.
+    async fn serve(
+        &mut self,
+        initial: Vec<ByteString>,
+        messages: &mut broadcast::Receiver<ByteString>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Option<CloseReason> {
+        for text in initial {
+            if !self.send(text).await {
+                return None;
+            }
+        }
+        let mut heartbeat = tokio::time::interval(self.heartbeat.ping_every);
+        heartbeat.tick().await;
+        let mut last_heard = Instant::now();
+        let mut flood = (Instant::now(), 0u32);
+        loop {
+            tokio::select! {
+                message = messages.recv() => match message {
+                    Ok(text) => {
+                        if !self.send(text).await {
+                            return Some(reason(CloseCode::Policy, "too slow to keep up"));
+                        }
+                    }
+                    Err(RecvError::Lagged(_)) => return Some(reason(CloseCode::Policy, "too slow to keep up")),
+                    Err(RecvError::Closed) => return Some(reason(CloseCode::Away, "lesson stream ended")),
+                },
+                frame = self.stream.recv() => match frame {
+                    Some(Ok(Message::Ping(bytes))) => {
+                        last_heard = Instant::now();
+                        if self.session.pong(&bytes).await.is_err() {
+                            return None;
+                        }
+                    }
+                    Some(Ok(Message::Pong(_))) => last_heard = Instant::now(),
+                    Some(Ok(Message::Text(_) | Message::Binary(_) | Message::Continuation(_))) => {
+                        // Client messages carry no meaning in v1 and are ignored, but a
+                        // client that sends too many is cut off.
+                        last_heard = Instant::now();
+                        if flood.0.elapsed() > FLOOD_WINDOW {
+                            flood = (Instant::now(), 0);
+                        }
+                        flood.1 += 1;
+                        if flood.1 > FLOOD_LIMIT {
+                            return Some(reason(CloseCode::Policy, "too many messages"));
+                        }
+                    }
+                    Some(Ok(Message::Close(_))) => return Some(reason(CloseCode::Normal, "bye")),
+                    Some(Ok(Message::Nop)) => {}
+                    Some(Err(ProtocolError::Overflow)) => return Some(reason(CloseCode::Size, "frame too large")),
+                    Some(Err(_)) => return Some(reason(CloseCode::Protocol, "protocol error")),
+                    None => return None,
+                },
+                _ = heartbeat.tick() => {
+                    if last_heard.elapsed() >= self.heartbeat.drop_after {
+                        return Some(reason(CloseCode::Policy, "no answer to pings"));
+                    }
+                    if self.session.ping(b"").await.is_err() {
+                        return None;
+                    }
+                }
+                _ = shutdown.wait_for(|stopping| *stopping) => {
+                    return Some(reason(CloseCode::Away, "server shutting down"));
+                }
+            }
+        }
+    }
+
+    /// Sends one text frame; false if the client is gone or too slow to take it.
+    async fn send(&mut self, text: ByteString) -> bool {
+        matches!(tokio::time::timeout(SEND_TIMEOUT, self.session.text(text)).await, Ok(Ok(())))
+    }
+}
+
+fn reason(code: CloseCode, description: &str) -> CloseReason {
+    CloseReason { code, description: Some(description.to_owned()) }
+}

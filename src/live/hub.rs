@@ -1,0 +1,322 @@
+//! This instance's live state, behind one cloneable handle: for every lesson with at least
+//! one dashboard connected, a broadcast channel and one task that drives it. The task owns
+//! the lesson's rotation clock (so every subscriber gets the same frame at the same step
+//! boundary, whatever the number of connections), turns change events into messages, and
+//! is stopped when the last subscriber leaves.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytestring::ByteString;
+use chrono::{DateTime, Utc};
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::task::JoinHandle;
+
+use super::events::Event;
+use super::messages::ServerMessage;
+use crate::attendance::{LessonAttendance, lesson_attendance};
+use crate::clock::SharedClock;
+use crate::db::{self, DbPool};
+use crate::lessons::checkin::CodeFrame;
+use crate::lessons::queries as lessons;
+use crate::lessons::window::{CheckinState, Window};
+
+/// Messages a subscriber may fall behind by before it is dropped as too slow.
+const CHANNEL_CAPACITY: usize = 64;
+
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    lessons: Mutex<HashMap<i64, LiveLesson>>,
+    pool: DbPool,
+    clock: SharedClock,
+    connections: AtomicI64,
+    listener_up: AtomicBool,
+    shutdown: watch::Sender<bool>,
+}
+
+struct LiveLesson {
+    messages: broadcast::Sender<ByteString>,
+    commands: mpsc::UnboundedSender<Command>,
+    subscribers: usize,
+    task: JoinHandle<()>,
+}
+
+enum Command {
+    WindowChanged,
+    Record(i64),
+    Resync,
+}
+
+impl Hub {
+    pub fn new(pool: DbPool, clock: SharedClock) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                lessons: Mutex::new(HashMap::new()),
+                pool,
+                clock,
+                connections: AtomicI64::new(0),
+                listener_up: AtomicBool::new(false),
+                shutdown: watch::Sender::new(false),
+            }),
+        }
+    }
+
+    fn lessons(&self) -> MutexGuard<'_, HashMap<i64, LiveLesson>> {
+        // A panic while holding this lock leaves the map consistent (single operations).
+        self.inner.lessons.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Subscribes to a lesson's messages, starting its task if it is the first subscriber.
+    pub fn subscribe(&self, lesson_id: i64) -> Subscription {
+        let mut lessons = self.lessons();
+        let lesson = lessons.entry(lesson_id).or_insert_with(|| self.start(lesson_id));
+        lesson.subscribers += 1;
+        Subscription { hub: self.clone(), lesson_id, messages: lesson.messages.subscribe() }
+    }
+
+    fn start(&self, lesson_id: i64) -> LiveLesson {
+        let (messages, _) = broadcast::channel(CHANNEL_CAPACITY);
+        let (commands, receiver) = mpsc::unbounded_channel();
+        let task = LessonTask {
+            lesson_id,
+            messages: messages.clone(),
+            commands: receiver,
+            pool: self.inner.pool.clone(),
+            clock: self.inner.clock.clone(),
+        };
+        LiveLesson { messages, commands, subscribers: 0, task: tokio::spawn(task.run()) }
+    }
+
+    fn unsubscribe(&self, lesson_id: i64) {
+        let mut lessons = self.lessons();
+        if let Some(lesson) = lessons.get_mut(&lesson_id) {
+            lesson.subscribers -= 1;
+            if lesson.subscribers == 0 {
+                lesson.task.abort();
+                lessons.remove(&lesson_id);
+            }
+        }
+    }
+
+    /// Routes a change event to its lesson's task, if anyone here watches that lesson.
+    pub fn dispatch(&self, event: Event) {
+        tracing::debug!(?event, "change event");
+        let (lesson_id, command) = match event {
+            Event::Window { lesson_id } => (lesson_id, Command::WindowChanged),
+            Event::Record { lesson_id, student_id } => (lesson_id, Command::Record(student_id)),
+        };
+        if let Some(lesson) = self.lessons().get(&lesson_id) {
+            let _ = lesson.commands.send(command);
+        }
+    }
+
+    /// Makes every live lesson send a fresh snapshot (after events may have been missed).
+    pub fn resync_all(&self) {
+        for lesson in self.lessons().values() {
+            let _ = lesson.commands.send(Command::Resync);
+        }
+    }
+
+    pub fn set_listener_up(&self, up: bool) {
+        self.inner.listener_up.store(up, Ordering::SeqCst);
+    }
+
+    /// Whether the cross-instance event feed is connected.
+    pub fn listener_up(&self) -> bool {
+        self.inner.listener_up.load(Ordering::SeqCst)
+    }
+
+    /// Counts an open WebSocket connection until the guard is dropped.
+    pub fn connection_opened(&self) -> ConnectionGuard {
+        self.inner.connections.fetch_add(1, Ordering::SeqCst);
+        ConnectionGuard { hub: self.clone() }
+    }
+
+    pub fn open_connections(&self) -> i64 {
+        self.inner.connections.load(Ordering::SeqCst)
+    }
+
+    /// Lessons with at least one subscriber on this instance.
+    pub fn live_lessons(&self) -> usize {
+        self.lessons().len()
+    }
+
+    /// Tells every connection to close with 1001 (going away).
+    pub fn shut_down(&self) {
+        self.inner.shutdown.send_replace(true);
+    }
+
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.inner.shutdown.subscribe()
+    }
+}
+
+/// A lesson's messages for one connection; unsubscribes when dropped.
+pub struct Subscription {
+    hub: Hub,
+    lesson_id: i64,
+    pub messages: broadcast::Receiver<ByteString>,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.hub.unsubscribe(self.lesson_id);
+    }
+}
+
+pub struct ConnectionGuard {
+    hub: Hub,
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.hub.inner.connections.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// The one task per live lesson.
+struct LessonTask {
+    lesson_id: i64,
+    messages: broadcast::Sender<ByteString>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    pool: DbPool,
+    clock: SharedClock,
+}
+
+impl LessonTask {
+    async fn run(mut self) {
+        let mut window = self.load_window().await.unwrap_or_default();
+        loop {
+            let clock = self.clock.clone();
+            let now = clock.now();
+            // While open, wake at the next step boundary (or the close, if sooner).
+            let wake_at = window
+                .as_ref()
+                .filter(|w| w.is_open(now))
+                .map(|w| w.schedule().next_boundary(now).min(w.closes_at));
+            tokio::select! {
+                () = sleep_until(&clock, wake_at) => {
+                    let now = clock.now();
+                    if let Some(window) = &window {
+                        if window.is_open(now) {
+                            self.send_code(window, now);
+                        } else {
+                            self.send_state(Some(window), now);
+                        }
+                    }
+                }
+                command = self.commands.recv() => {
+                    let Some(command) = command else { return };
+                    let mut pending = vec![command];
+                    while let Ok(more) = self.commands.try_recv() {
+                        pending.push(more);
+                    }
+                    self.handle(pending, &mut window).await;
+                }
+            }
+        }
+    }
+
+    /// Handles a batch of commands with as few database round trips as possible.
+    async fn handle(&mut self, commands: Vec<Command>, window: &mut Option<Window>) {
+        tracing::debug!(
+            lesson_id = self.lesson_id,
+            commands = commands.len(),
+            "live lesson handles commands"
+        );
+        let mut students = BTreeSet::new();
+        let (mut window_changed, mut resync) = (false, false);
+        for command in commands {
+            match command {
+                Command::WindowChanged => window_changed = true,
+                Command::Record(student) => {
+                    students.insert(student);
+                }
+                Command::Resync => resync = true,
+            }
+        }
+        if (window_changed || resync)
+            && let Some(loaded) = self.load_window().await
+        {
+            *window = loaded;
+        }
+        let now = self.clock.now();
+        if resync || !students.is_empty() {
+            let Some(results) = self.load_results(now).await else { return };
+            if resync {
+                self.send(&ServerMessage::Snapshot(results.clone()));
+            } else {
+                for record in results.records.iter().filter(|r| students.contains(&r.student.id)) {
+                    self.send(&ServerMessage::Checkin {
+                        lesson_id: self.lesson_id,
+                        record: record.clone(),
+                        summary: results.summary.clone(),
+                    });
+                }
+            }
+        }
+        if window_changed || resync {
+            self.send_state(window.as_ref(), now);
+            if let Some(open) = window.as_ref().filter(|w| w.is_open(now)) {
+                self.send_code(open, now);
+            }
+        }
+    }
+
+    fn send(&self, message: &ServerMessage) {
+        // No receivers means the last subscriber just left; nothing to do.
+        let _ = self.messages.send(ByteString::from(message.to_text().as_ref()));
+    }
+
+    fn send_code(&self, window: &Window, now: DateTime<Utc>) {
+        self.send(&ServerMessage::Code(CodeFrame::new(window, window.schedule().frame(now), now)));
+    }
+
+    fn send_state(&self, window: Option<&Window>, now: DateTime<Utc>) {
+        self.send(&ServerMessage::State {
+            lesson_id: self.lesson_id,
+            checkin: CheckinState::of(window, now),
+        });
+    }
+
+    /// The lesson's latest window; `None` if the database could not be asked.
+    async fn load_window(&self) -> Option<Option<Window>> {
+        let lesson_id = self.lesson_id;
+        match db::run(&self.pool, move |conn| Ok(lessons::latest_window(conn, lesson_id)?)).await {
+            Ok(window) => Some(window),
+            Err(err) => {
+                tracing::warn!(lesson_id, error = %err, "live lesson could not load its window");
+                None
+            }
+        }
+    }
+
+    async fn load_results(&self, now: DateTime<Utc>) -> Option<LessonAttendance> {
+        let lesson_id = self.lesson_id;
+        let loaded = db::run(&self.pool, move |conn| {
+            let course_id = lessons::get(conn, lesson_id)?.course_id;
+            Ok(lesson_attendance(conn, course_id, lesson_id, now)?)
+        })
+        .await;
+        loaded
+            .map_err(|err| tracing::warn!(lesson_id, error = %err, "live lesson could not load its results"))
+            .ok()
+    }
+}
+
+/// Sleeps until `deadline` on `clock`, or forever without one.
+async fn sleep_until(clock: &SharedClock, deadline: Option<DateTime<Utc>>) {
+    match deadline {
+        Some(deadline) => clock.sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// How long a dashboard may take to accept one message before it is dropped as too slow.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(5);

@@ -14,6 +14,7 @@ use crate::db::{self, DbPool};
 use crate::embedded::{self, EmbeddedPostgres};
 use crate::startup::Application;
 use crate::users::{self, CreateUser, model::Role};
+use crate::watch::Watch;
 use crate::{demo, openapi, telemetry};
 
 #[derive(Parser)]
@@ -42,6 +43,20 @@ enum Command {
     Demo,
     /// Print the OpenAPI document to stdout.
     Openapi,
+    /// Follow a lesson's live stream, printing one JSON message per line.
+    Watch {
+        /// The lesson to watch.
+        #[arg(long)]
+        lesson: i64,
+        /// A teacher of the lesson (or an admin).
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        password: String,
+        /// The server's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        server: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -67,9 +82,16 @@ fn parse_role(raw: &str) -> Result<Role, String> {
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let command = cli.command.unwrap_or(Command::Serve { demo: false });
-    if let Command::Openapi = command {
-        print!("{}", openapi::to_pretty_json());
-        return Ok(());
+    match command {
+        Command::Openapi => {
+            print!("{}", openapi::to_pretty_json());
+            return Ok(());
+        }
+        Command::Watch { lesson, username, password, server } => {
+            let watch = Watch { server, lesson, username, password };
+            return actix_web::rt::System::new().block_on(watch.run());
+        }
+        _ => {}
     }
     let settings = Settings::from_env()?;
     telemetry::init(settings.log_format);
@@ -93,7 +115,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
             Command::Demo => demo::seed(&database.pool).await.map(|credentials| print!("{credentials}")),
-            Command::Openapi => unreachable!("handled above"),
+            Command::Openapi | Command::Watch { .. } => unreachable!("handled above"),
         };
         let finished = database.close(serving);
         result.and(finished)

@@ -37,6 +37,7 @@ struct Server {
     child: Child,
     base: String,
     stdout: Arc<Mutex<String>>,
+    logs: Arc<Mutex<String>>,
 }
 
 impl Server {
@@ -45,11 +46,16 @@ impl Server {
             command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn rollcall serve");
         let (tx, rx) = mpsc::channel();
         let stderr = child.stderr.take().unwrap();
+        let logs = Arc::new(Mutex::new(String::new()));
+        let log_sink = logs.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(rest) = line.split("listening on ").nth(1) {
                     let _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_owned());
                 }
+                let mut logs = log_sink.lock().unwrap();
+                logs.push_str(&line);
+                logs.push('\n');
             }
         });
         let base = rx.recv_timeout(Duration::from_secs(90)).expect("the server announces its address");
@@ -63,7 +69,7 @@ impl Server {
                 text.push('\n');
             }
         });
-        Self { child, base, stdout }
+        Self { child, base, stdout, logs }
     }
 
     /// Waits (up to 10 s) until standard output contains `needle`; returns all of it.
@@ -279,4 +285,215 @@ fn the_openapi_subcommand_prints_the_committed_document() {
     let committed =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.json")).unwrap();
     assert_eq!(String::from_utf8_lossy(&output.stdout), committed);
+}
+
+fn instance(database_url: &str, data: &Path) -> Server {
+    let mut command = rollcall(data);
+    command.env("DATABASE_URL", database_url).env("ROLLCALL_JWT_SECRET", "s".repeat(40)).arg("serve");
+    Server::start(command)
+}
+
+async fn call(method: reqwest::Method, url: String, token: Option<&str>, body: Value) -> Value {
+    let mut request = reqwest::Client::new().request(method, url).json(&body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    response.json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_instances_on_one_database_behave_as_one_service() {
+    let database = database::TestDatabase::create();
+    let data = fresh_dir("instances");
+    let a = instance(&database.url, &data);
+    let b = instance(&database.url, &data);
+    for (name, role) in [("prof", "teacher"), ("stu", "student")] {
+        let added = run(rollcall(&data)
+            .env("DATABASE_URL", &database.url)
+            .env("ROLLCALL_JWT_SECRET", "s".repeat(40))
+            .args(["user", "add", "--username", name, "--password", "password-1", "--role", role]));
+        assert!(added.status.success());
+    }
+    let post = reqwest::Method::POST;
+    let teacher = login(&b.base, "prof", "password-1").await.1["access_token"].as_str().unwrap().to_owned();
+    let student = login(&a.base, "stu", "password-1").await.1["access_token"].as_str().unwrap().to_owned();
+    let course =
+        call(post.clone(), format!("{}/api/v1/courses", b.base), Some(&teacher), json!({"title": "Two"}))
+            .await;
+    let course = course["id"].as_i64().unwrap();
+    call(
+        post.clone(),
+        format!("{}/api/v1/courses/{course}/students", a.base),
+        Some(&teacher),
+        json!({"usernames": ["stu"]}),
+    )
+    .await;
+    let lesson = call(
+        post.clone(),
+        format!("{}/api/v1/courses/{course}/lessons", a.base),
+        Some(&teacher),
+        json!({"title": "L"}),
+    )
+    .await;
+    let lesson = lesson["id"].as_i64().unwrap();
+
+    // A dashboard on instance A, through `rollcall watch`.
+    let mut watch = rollcall(&data)
+        .args([
+            "watch",
+            "--lesson",
+            &lesson.to_string(),
+            "--username",
+            "prof",
+            "--password",
+            "password-1",
+            "--server",
+            &a.base,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel::<Value>();
+    let out = watch.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(serde_json::from_str(&line).unwrap_or(Value::Null));
+        }
+    });
+    let next = |kind: &str| -> Value {
+        loop {
+            let message =
+                rx.recv_timeout(Duration::from_secs(10)).unwrap_or_else(|_| panic!("no {kind} message"));
+            if message["type"] == kind {
+                return message;
+            }
+        }
+    };
+    assert_eq!(next("snapshot")["lesson"]["checkin"]["state"], "not_started");
+
+    // Opened through B: A's dashboard sees the state and the code B would show.
+    call(
+        post.clone(),
+        format!("{}/api/v1/lessons/{lesson}/checkin/open", b.base),
+        Some(&teacher),
+        json!({"rotation_seconds": 300}),
+    )
+    .await;
+    assert_eq!(next("state")["checkin"]["state"], "open");
+    let code_on_a = next("code")["code"].as_str().unwrap().to_owned();
+    let frame_on_b = reqwest::Client::new()
+        .get(format!("{}/api/v1/lessons/{lesson}/checkin/code", b.base))
+        .bearer_auth(&teacher)
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(frame_on_b["code"].as_str(), Some(code_on_a.as_str()), "both instances derive the same code");
+
+    // A check-in handled by B reaches the dashboard on A.
+    call(post, format!("{}/api/v1/checkins", b.base), Some(&student), json!({"code": code_on_a})).await;
+    let checkin = next("checkin");
+    assert_eq!(checkin["record"]["student"]["username"], "stu");
+    assert_eq!(checkin["summary"]["present"], 1);
+
+    let _ = watch.kill();
+    let _ = watch.wait();
+    assert!(a.terminate().success() && b.terminate().success());
+    let _ = std::fs::remove_dir_all(data.parent().unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logs_never_contain_passwords_tokens_tickets_or_codes() {
+    use futures_util::StreamExt;
+    let database = database::TestDatabase::create();
+    let data = fresh_dir("logs");
+    let secret = "s".repeat(40);
+    let mut command = rollcall(&data);
+    command
+        .env("DATABASE_URL", &database.url)
+        .env("ROLLCALL_JWT_SECRET", &secret)
+        .env("RUST_LOG", "debug")
+        .arg("serve");
+    let server = Server::start(command);
+    let (teacher_pw, student_pw) = ("teacher-Secret-1", "student-Secret-2");
+    for (name, role, password) in [("prof", "teacher", teacher_pw), ("stu", "student", student_pw)] {
+        let added = run(rollcall(&data)
+            .env("DATABASE_URL", &database.url)
+            .env("ROLLCALL_JWT_SECRET", &secret)
+            .args(["user", "add", "--username", name, "--password", password, "--role", role]));
+        assert!(added.status.success());
+    }
+    let post = reqwest::Method::POST;
+    let base = server.base.clone();
+    let teacher = login(&base, "prof", teacher_pw).await.1["access_token"].as_str().unwrap().to_owned();
+    let student = login(&base, "stu", student_pw).await.1["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(login(&base, "prof", "wrong-Secret-3").await.0, 401);
+    let course =
+        call(post.clone(), format!("{base}/api/v1/courses"), Some(&teacher), json!({"title": "Logs"})).await
+            ["id"]
+            .as_i64()
+            .unwrap();
+    call(
+        post.clone(),
+        format!("{base}/api/v1/courses/{course}/students"),
+        Some(&teacher),
+        json!({"usernames": ["stu"]}),
+    )
+    .await;
+    let lesson = call(
+        post.clone(),
+        format!("{base}/api/v1/courses/{course}/lessons"),
+        Some(&teacher),
+        json!({"title": "L"}),
+    )
+    .await["id"]
+        .as_i64()
+        .unwrap();
+    call(
+        post.clone(),
+        format!("{base}/api/v1/lessons/{lesson}/checkin/open"),
+        Some(&teacher),
+        // Ten digits, so the code cannot coincide with digits of a timestamp or a latency.
+        json!({"rotation_seconds": 300, "code_length": 10}),
+    )
+    .await;
+    let ticket =
+        call(post.clone(), format!("{base}/api/v1/ws-tickets"), Some(&teacher), json!({"lesson_id": lesson}))
+            .await;
+    let ticket = ticket["ticket"].as_str().unwrap().to_owned();
+    let ws =
+        format!("{}/api/v1/lessons/{lesson}/checkin/live?ticket={ticket}", base.replace("http://", "ws://"));
+    let (mut socket, _) = tokio_tungstenite::connect_async(ws.as_str()).await.unwrap();
+    let mut code = String::new();
+    while code.is_empty() {
+        if let Some(Ok(tokio_tungstenite::tungstenite::Message::Text(text))) = socket.next().await {
+            let message: Value = serde_json::from_str(&text).unwrap();
+            if message["type"] == "code" {
+                code = message["code"].as_str().unwrap().to_owned();
+            }
+        }
+    }
+    call(post, format!("{base}/api/v1/checkins"), Some(&student), json!({"code": code})).await;
+    drop(socket);
+    let logs = server.logs.lock().unwrap().clone();
+    assert!(server.terminate().success());
+    assert!(logs.contains("request handled"), "debug logs were captured");
+    for (what, secret) in [
+        ("a password", teacher_pw),
+        ("a password", student_pw),
+        ("a failed password", "wrong-Secret-3"),
+        ("the JWT secret", secret.as_str()),
+        ("an access token", teacher.as_str()),
+        ("an access token", student.as_str()),
+        ("a ticket", ticket.as_str()),
+        ("a check-in code", code.as_str()),
+    ] {
+        assert!(!logs.contains(secret), "the logs contain {what}");
+    }
+    let _ = std::fs::remove_dir_all(data.parent().unwrap());
 }

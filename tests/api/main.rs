@@ -1,6 +1,7 @@
 //! Black-box tests of the HTTP API: a real server on port 0, a fresh PostgreSQL database
 //! per test, and a real HTTP client.
 
+mod asyncapi;
 mod attendance;
 mod auth;
 mod checkin_control;

@@ -13,6 +13,7 @@ pub mod embedded;
 pub mod error;
 pub mod lessons;
 pub mod live;
+pub mod metrics;
 pub mod openapi;
 pub mod ops;
 pub mod rejections;

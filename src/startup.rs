@@ -16,6 +16,7 @@ use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::db::DbPool;
 use crate::live::{self, Heartbeat, hub::Hub};
+use crate::metrics::{self, Metrics};
 use crate::openapi::ApiDoc;
 use crate::rejections::{self, RouteTable};
 use crate::state::AppState;
@@ -51,7 +52,7 @@ fn api(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
 }
 
 fn operations(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    config.service(ops::healthz).service(ops::readyz);
+    config.service(ops::healthz).service(ops::readyz).service(metrics::metrics);
 }
 
 /// Registers the routes on `app` and returns it with the document collected from them.
@@ -93,6 +94,29 @@ fn item_methods(item: &utoipa::openapi::PathItem) -> Vec<String> {
     .collect()
 }
 
+/// CORS for the SPA: exactly the configured origins, no credentials (tokens travel in
+/// the `Authorization` header), and the headers the frontend reads exposed.
+fn cors(origins: &[String]) -> actix_cors::Cors {
+    use actix_web::http::header::{self, HeaderName};
+    origins
+        .iter()
+        .fold(actix_cors::Cors::default(), |cors, origin| cors.allowed_origin(origin))
+        .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::ACCEPT,
+            HeaderName::from_static("x-device-id"),
+            HeaderName::from_static("x-request-id"),
+        ])
+        .expose_headers([
+            header::RETRY_AFTER,
+            header::CONTENT_DISPOSITION,
+            HeaderName::from_static("x-request-id"),
+        ])
+        .max_age(3600)
+}
+
 pub struct Application {
     port: u16,
     server: Server,
@@ -130,7 +154,9 @@ impl Application {
                 ping_every: settings.ws_ping_interval,
                 drop_after: settings.ws_client_timeout,
             },
+            metrics: Metrics::new(),
         });
+        let cors_origins = settings.cors_origins.clone();
         let document = document();
         let routes = web::Data::new(route_table(&document));
         let document = Arc::new(document);
@@ -149,6 +175,7 @@ impl Application {
                     }),
                 )
                 .default_service(web::to(rejections::fallback))
+                .wrap(cors(&cors_origins))
                 .wrap(from_fn(telemetry::request_log))
         })
         .listen(listener)?

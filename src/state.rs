@@ -7,6 +7,7 @@ use crate::clock::SharedClock;
 use crate::db::DbPool;
 use crate::live::Heartbeat;
 use crate::live::hub::Hub;
+use crate::metrics::Metrics;
 
 pub struct AppState {
     pub pool: DbPool,
@@ -18,4 +19,5 @@ pub struct AppState {
     pub cors_origins: Vec<String>,
     pub hub: Hub,
     pub heartbeat: Heartbeat,
+    pub metrics: Metrics,
 }

@@ -497,3 +497,33 @@ async fn logs_never_contain_passwords_tokens_tickets_or_codes() {
     }
     let _ = std::fs::remove_dir_all(data.parent().unwrap());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn json_logs_are_one_object_per_line_with_the_request_id() {
+    let database = database::TestDatabase::create();
+    let data = fresh_dir("jsonlogs");
+    let mut command = rollcall(&data);
+    command
+        .env("DATABASE_URL", &database.url)
+        .env("ROLLCALL_JWT_SECRET", "j".repeat(40))
+        .env("ROLLCALL_LOG_FORMAT", "json")
+        .arg("serve");
+    let server = Server::start(command);
+    let response = reqwest::Client::new()
+        .get(format!("{}/healthz", server.base))
+        .header("X-Request-Id", "trace-me-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let logs = server.logs.lock().unwrap().clone();
+    assert!(server.terminate().success());
+    let lines: Vec<Value> = logs
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
+        .collect();
+    let request = lines.iter().find(|l| l["message"] == "request handled").expect("a request line");
+    assert_eq!(request["route"], "/healthz");
+    assert_eq!(request["status"], 200);
+    assert!(logs.contains("trace-me-42"), "the request id is logged");
+}

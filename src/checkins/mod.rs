@@ -19,6 +19,7 @@ use crate::auth::login::seconds_until;
 use crate::db;
 use crate::error::{ApiError, Problem};
 use crate::live::events::{self, Event};
+use crate::metrics::Attempt;
 use crate::rotating_code::Verdict;
 use crate::state::AppState;
 use client::ClientInfo;
@@ -96,6 +97,13 @@ pub async fn create_checkin(
         Ok(conn.transaction(|conn| check_in(conn, student_id, &code, &client, now))?)
     })
     .await?;
+    state.metrics.count_checkin(match &outcome {
+        Outcome::Created(_) => Attempt::Accepted,
+        Outcome::Existing(_) => Attempt::Repeated,
+        Outcome::Rejected(Verdict::Expired) => Attempt::CodeExpired,
+        Outcome::Rejected(_) => Attempt::InvalidCode,
+        Outcome::Throttled { .. } => Attempt::Throttled,
+    });
     match outcome {
         Outcome::Created(result) => Ok(HttpResponse::Created().json(result)),
         Outcome::Existing(result) => Ok(HttpResponse::Ok().json(result)),

@@ -13,6 +13,7 @@ mod helpers;
 mod lessons;
 mod live;
 mod openapi;
+mod operations;
 mod story;
 mod tokens;
 mod users;

@@ -1,0 +1,144 @@
+//! Prometheus metrics: requests by route pattern (never the raw path) and status, their
+//! latency, live connections and lessons, check-in outcomes, and the database pool.
+
+use actix_web::{HttpResponse, get, web};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+use crate::state::AppState;
+
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    latency: HistogramVec,
+    checkins: IntCounterVec,
+    connections: IntGauge,
+    live_lessons: IntGauge,
+    pool: IntGaugeVec,
+}
+
+/// How a check-in attempt ended, as counted in `rollcall_checkins_total{result}`.
+#[derive(Debug, Clone, Copy)]
+pub enum Attempt {
+    Accepted,
+    Repeated,
+    InvalidCode,
+    CodeExpired,
+    Throttled,
+}
+
+impl Attempt {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::Repeated => "repeated",
+            Self::InvalidCode => "invalid_code",
+            Self::CodeExpired => "code_expired",
+            Self::Throttled => "throttled",
+        }
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new("http_requests_total", "HTTP requests by method, route pattern and status"),
+            &["method", "route", "status"],
+        )
+        .expect("unwrap: valid metric definition");
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "HTTP request latency by method, route pattern and status",
+            )
+            .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
+            &["method", "route", "status"],
+        )
+        .expect("unwrap: valid metric definition");
+        let checkins = IntCounterVec::new(
+            Opts::new(
+                "rollcall_checkins_total",
+                "Check-in attempts by result (accepted, repeated, invalid_code, code_expired, throttled)",
+            ),
+            &["result"],
+        )
+        .expect("unwrap: valid metric definition");
+        let connections =
+            IntGauge::new("rollcall_websocket_connections", "Open live-stream WebSocket connections")
+                .expect("unwrap: valid metric definition");
+        let live_lessons = IntGauge::new(
+            "rollcall_live_lessons",
+            "Lessons with at least one live subscriber on this instance",
+        )
+        .expect("unwrap: valid metric definition");
+        let pool = IntGaugeVec::new(
+            Opts::new("rollcall_db_pool_connections", "Database pool connections by state (in_use, idle)"),
+            &["state"],
+        )
+        .expect("unwrap: valid metric definition");
+        for collector in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(latency.clone()),
+            Box::new(checkins.clone()),
+            Box::new(connections.clone()),
+            Box::new(live_lessons.clone()),
+            Box::new(pool.clone()),
+        ] {
+            registry.register(collector).expect("unwrap: each metric is registered once");
+        }
+        for result in [
+            Attempt::Accepted,
+            Attempt::Repeated,
+            Attempt::InvalidCode,
+            Attempt::CodeExpired,
+            Attempt::Throttled,
+        ] {
+            checkins.with_label_values(&[result.label()]);
+        }
+        Self { registry, requests, latency, checkins, connections, live_lessons, pool }
+    }
+
+    pub fn observe_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        let status = status.to_string();
+        let labels = [method, route, status.as_str()];
+        self.requests.with_label_values(&labels).inc();
+        self.latency.with_label_values(&labels).observe(seconds);
+    }
+
+    pub fn count_checkin(&self, result: Attempt) {
+        self.checkins.with_label_values(&[result.label()]).inc();
+    }
+
+    fn render(&self, state: &AppState) -> String {
+        self.connections.set(state.hub.open_connections());
+        self.live_lessons.set(state.hub.live_lessons() as i64);
+        let pool = state.pool.state();
+        self.pool.with_label_values(&["idle"]).set(i64::from(pool.idle_connections));
+        self.pool.with_label_values(&["in_use"]).set(i64::from(pool.connections - pool.idle_connections));
+        let mut out = Vec::new();
+        // unwrap: the text encoder only fails on I/O, and this writes to memory.
+        TextEncoder::new().encode(&self.registry.gather(), &mut out).expect("metrics encode");
+        String::from_utf8_lossy(&out).into_owned()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Prometheus metrics, in the text exposition format.
+#[utoipa::path(
+    tag = "operations",
+    security(()),
+    responses((status = 200, description = "Metrics in Prometheus text format", content_type = "text/plain", body = String))
+)]
+#[get("/metrics")]
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(state.metrics.render(&state))
+}

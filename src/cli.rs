@@ -43,6 +43,13 @@ enum Command {
     Demo,
     /// Print the OpenAPI document to stdout.
     Openapi,
+    /// Exit 0 if the server at ROLLCALL_BIND (or --url) is ready, 1 otherwise (for
+    /// container health checks; needs no curl).
+    Healthcheck {
+        /// Base URL of the server; default: the local address of ROLLCALL_BIND.
+        #[arg(long)]
+        url: Option<String>,
+    },
     /// Follow a lesson's live stream, printing one JSON message per line.
     Watch {
         /// The lesson to watch.
@@ -87,6 +94,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", openapi::to_pretty_json());
             return Ok(());
         }
+        Command::Healthcheck { url } => return healthcheck(url),
         Command::Watch { lesson, username, password, server } => {
             let watch = Watch { server, lesson, username, password };
             return actix_web::rt::System::new().block_on(watch.run());
@@ -115,10 +123,32 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
             Command::Demo => demo::seed(&database.pool).await.map(|credentials| print!("{credentials}")),
-            Command::Openapi | Command::Watch { .. } => unreachable!("handled above"),
+            Command::Openapi | Command::Watch { .. } | Command::Healthcheck { .. } => {
+                unreachable!("handled above")
+            }
         };
         let finished = database.close(serving);
         result.and(finished)
+    })
+}
+
+fn healthcheck(url: Option<String>) -> anyhow::Result<()> {
+    let base = match url {
+        Some(url) => url,
+        None => {
+            let bind = Settings::from_env()?.bind;
+            // A server bound to every interface is reached through loopback.
+            let host =
+                if bind.ip().is_unspecified() { "127.0.0.1".to_owned() } else { bind.ip().to_string() };
+            format!("http://{host}:{}", bind.port())
+        }
+    };
+    let url = format!("{}/readyz", base.trim_end_matches('/'));
+    actix_web::rt::System::new().block_on(async move {
+        let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(3)).build()?;
+        let status = client.get(&url).send().await.map_err(|e| anyhow::anyhow!("{url}: {e}"))?.status();
+        anyhow::ensure!(status.is_success(), "{url} answered {status}");
+        Ok(())
     })
 }
 

@@ -178,8 +178,29 @@ async fn serve_demo_runs_a_private_database_that_persists_and_stops_with_the_ser
     assert_eq!(postmaster_pid(&data), Some(pid));
     assert_eq!(login(&server.base, "late.joiner", "joiner-pw-1").await.0, 200);
 
-    // SIGTERM stops the server, then the cluster: nothing is left running.
+    // SIGTERM closes live dashboards with 1001, stops the server, then the cluster:
+    // nothing is left running.
+    let teacher = login(&server.base, "demo.teacher", "demo-teacher-pw").await.1["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut request = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+        format!("{}/api/v1/lessons/1/checkin/live", server.base.replace("http://", "ws://")),
+    )
+    .unwrap();
+    request.headers_mut().insert("authorization", format!("Bearer {teacher}").parse().unwrap());
+    let (mut dashboard, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let close_code = tokio::spawn(async move {
+        use futures_util::StreamExt;
+        while let Some(Ok(frame)) = dashboard.next().await {
+            if let tokio_tungstenite::tungstenite::Message::Close(frame) = frame {
+                return frame.map(|f| u16::from(f.code));
+            }
+        }
+        None
+    });
     assert!(server.terminate().success());
+    assert_eq!(close_code.await.unwrap(), Some(1001), "dashboards hear the server go away");
     assert!(!alive(pid), "postgres {pid} outlived the server");
     assert_eq!(postmaster_pid(&data), None);
 

@@ -548,3 +548,41 @@ async fn json_logs_are_one_object_per_line_with_the_request_id() {
     assert_eq!(request["status"], 200);
     assert!(logs.contains("trace-me-42"), "the request id is logged");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_lets_in_flight_requests_finish() {
+    let database = database::TestDatabase::create();
+    let data = fresh_dir("inflight");
+    let secret = "f".repeat(40);
+    let added = run(rollcall(&data)
+        .env("DATABASE_URL", &database.url)
+        .env("ROLLCALL_JWT_SECRET", &secret)
+        .args(["user", "add", "--username", "busy", "--password", "busy-password", "--role", "teacher"]));
+    assert!(added.status.success());
+    let mut command = rollcall(&data);
+    command.env("DATABASE_URL", &database.url).env("ROLLCALL_JWT_SECRET", &secret).arg("serve");
+    let server = Server::start(command);
+    let client = reqwest::Client::builder().pool_max_idle_per_host(32).build().unwrap();
+    // Open the connections first, so every request below is in flight, not in the backlog.
+    let warm = (0..16).map(|_| client.get(format!("{}/healthz", server.base)).send());
+    assert!(
+        futures_util::future::join_all(warm)
+            .await
+            .iter()
+            .all(|r| r.as_ref().is_ok_and(|r| r.status() == 200))
+    );
+    // Logins hash a password (tens of milliseconds each): slow enough to be cut off.
+    let logins: Vec<_> = (0..16)
+        .map(|_| {
+            let request = client
+                .post(format!("{}/api/v1/auth/login", server.base))
+                .json(&json!({"username": "busy", "password": "busy-password"}));
+            tokio::spawn(async move { request.send().await.map(|r| r.status().as_u16()) })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert!(server.terminate().success());
+    for login in logins {
+        assert_eq!(login.await.unwrap().expect("an answer, not a dropped connection"), 200);
+    }
+}

@@ -153,6 +153,7 @@ impl Application {
             heartbeat: Heartbeat {
                 ping_every: settings.ws_ping_interval,
                 drop_after: settings.ws_client_timeout,
+                ..Heartbeat::default()
             },
             metrics: Metrics::new(),
         });

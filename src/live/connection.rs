@@ -9,20 +9,29 @@ use bytestring::ByteString;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, watch};
 
-use super::hub::{ConnectionGuard, SEND_TIMEOUT, Subscription};
+use super::hub::{ConnectionGuard, Subscription};
 
-/// Heartbeat timing; the contract's values are the defaults, tests shorten them.
+/// Connection timing; the contract's values are the defaults, tests shorten them.
 #[derive(Debug, Clone, Copy)]
 pub struct Heartbeat {
     pub ping_every: Duration,
     pub drop_after: Duration,
+    /// How long a dashboard may take to accept one message before it is dropped as too slow.
+    pub send_timeout: Duration,
 }
 
 impl Default for Heartbeat {
     fn default() -> Self {
-        Self { ping_every: Duration::from_secs(15), drop_after: Duration::from_secs(45) }
+        Self {
+            ping_every: Duration::from_secs(15),
+            drop_after: Duration::from_secs(45),
+            send_timeout: SEND_TIMEOUT,
+        }
     }
 }
+
+/// How long a dashboard may take to accept one message, by default.
+const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Client messages allowed per `FLOOD_WINDOW` before the connection is closed with 1008.
 const FLOOD_LIMIT: u32 = 20;
@@ -130,10 +139,49 @@ impl Live<'_> {
 
     /// Sends one text frame; false if the client is gone or too slow to take it.
     async fn send(&mut self, text: ByteString) -> bool {
-        matches!(tokio::time::timeout(SEND_TIMEOUT, self.session.text(text)).await, Ok(Ok(())))
+        matches!(tokio::time::timeout(self.heartbeat.send_timeout, self.session.text(text)).await, Ok(Ok(())))
     }
 }
 
 fn reason(code: CloseCode, description: &str) -> CloseReason {
     CloseReason { code, description: Some(description.to_owned()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::FromRequest;
+    use actix_web::test::TestRequest;
+
+    /// A real session and stream whose client never reads: the response body is never polled.
+    async fn unread_socket() -> (actix_web::HttpResponse, Session, MessageStream) {
+        let (req, mut payload) = TestRequest::get()
+            .insert_header(("upgrade", "websocket"))
+            .insert_header(("connection", "upgrade"))
+            .insert_header(("sec-websocket-version", "13"))
+            .insert_header(("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="))
+            .to_http_parts();
+        let body = actix_web::web::Payload::from_request(&req, &mut payload).await.unwrap();
+        actix_ws::handle(&req, body).unwrap()
+    }
+
+    #[actix_web::test]
+    async fn a_client_that_stops_reading_is_dropped_instead_of_buffering() {
+        let (_response, mut session, mut stream) = unread_socket().await;
+        let timing = Heartbeat { send_timeout: Duration::from_millis(100), ..Heartbeat::default() };
+        let (tx, mut messages) = broadcast::channel(64);
+        let (_stop, mut shutdown) = watch::channel(false);
+        let serve = actix_web::rt::spawn(async move {
+            let mut live = Live { session: &mut session, stream: &mut stream, heartbeat: timing };
+            live.serve(Vec::new(), &mut messages, &mut shutdown).await.map(|r| (r.code, r.description))
+        });
+        // Far more than the session's queue (32) and the lesson's buffer (64) hold.
+        for n in 0..500 {
+            let _ = tx.send(ByteString::from(format!("{{\"type\":\"code\",\"n\":{n}}}")));
+            tokio::task::yield_now().await;
+        }
+        let closed =
+            tokio::time::timeout(Duration::from_secs(5), serve).await.expect("dropped in time").unwrap();
+        assert_eq!(closed, Some((CloseCode::Policy, Some("too slow to keep up".to_owned()))));
+    }
 }

@@ -7,7 +7,6 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use bytestring::ByteString;
 use chrono::{DateTime, Utc};
@@ -317,6 +316,3 @@ async fn sleep_until(clock: &SharedClock, deadline: Option<DateTime<Utc>>) {
         None => std::future::pending().await,
     }
 }
-
-/// How long a dashboard may take to accept one message before it is dropped as too slow.
-pub const SEND_TIMEOUT: Duration = Duration::from_secs(5);

@@ -66,8 +66,11 @@ macro_rules! text_enum {
             utoipa::ToSchema, diesel::AsExpression, diesel::FromSqlRow,
         )]
         #[diesel(sql_type = diesel::sql_types::Text)]
+        // `rename_all` (not a per-variant rename) is what the OpenAPI generator reads; a
+        // unit test checks each value's JSON name equals its `as_str`.
+        #[serde(rename_all = "snake_case")]
         pub enum $name {
-            $($(#[$vmeta])* #[serde(rename = $text)] $variant,)+
+            $($(#[$vmeta])* $variant,)+
         }
 
         impl $name {

@@ -87,6 +87,19 @@ mod tests {
     }
 
     #[test]
+    fn json_names_are_the_stored_names() {
+        for status in Status::ALL {
+            assert_eq!(serde_json::to_value(status).unwrap(), status.as_str());
+        }
+        for status in RecordStatus::ALL {
+            assert_eq!(serde_json::to_value(status).unwrap(), status.as_str());
+        }
+        for method in Method::ALL {
+            assert_eq!(serde_json::to_value(method).unwrap(), method.as_str());
+        }
+    }
+
+    #[test]
     fn a_record_always_wins() {
         let at = Utc.timestamp_opt(150, 0).unwrap();
         assert_eq!(status(Some(RecordStatus::Excused), None, at), Status::Excused);

@@ -76,6 +76,9 @@ pub async fn update_me(
     let student_number =
         parse_field(&mut errors, "student_number", student_number.as_deref(), StudentNumber::parse);
     check(errors)?;
+    if real_name.is_none() && student_number.is_none() {
+        return Ok(web::Json(caller.user));
+    }
     let id = caller.id;
     let updated = db::run(&state.pool, move |conn| {
         Ok(queries::update_profile(

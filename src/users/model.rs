@@ -173,6 +173,7 @@ mod tests {
     fn roles_round_trip_through_their_names() {
         for role in Role::ALL {
             assert_eq!(role.as_str().parse::<Role>(), Ok(*role));
+            assert_eq!(serde_json::to_value(role).unwrap(), role.as_str(), "JSON and database names agree");
         }
         assert!("root".parse::<Role>().is_err());
     }

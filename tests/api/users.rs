@@ -114,6 +114,14 @@ async fn anyone_updates_their_real_name_but_only_students_set_a_number() {
 }
 
 #[tokio::test]
+async fn an_empty_profile_update_changes_nothing() {
+    let app = spawn_app().await;
+    let (_, student) = app.create_user_directly("student", Role::Student).await;
+    let response = app.send(Method::PATCH, "/api/v1/me", Some(&student), Some(json!({}))).await;
+    assert_eq!(response.ok(200)["real_name"], "Real student");
+}
+
+#[tokio::test]
 async fn a_student_number_already_in_use_conflicts() {
     let app = spawn_app().await;
     app.create_user_directly("first", Role::Student).await;

@@ -192,6 +192,10 @@ impl From<diesel::result::Error> for ApiError {
             Error::NotFound => Self::NotFound("no such resource"),
             Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _)
             | Error::DatabaseError(DatabaseErrorKind::UnableToSendCommand, _) => Self::DatabaseUnavailable,
+            // PostgreSQL text cannot hold NUL: that is the client's input, not our bug.
+            Error::DatabaseError(_, info) if info.message().contains("invalid byte sequence") => {
+                Self::BadRequest("text must not contain NUL characters".into())
+            }
             other => Self::Unexpected(anyhow::Error::new(other).context("database query failed")),
         }
     }

@@ -69,3 +69,43 @@ pub fn to_pretty_json() -> String {
     json.push('\n');
     json
 }
+
+/// Adds the problem responses every operation can give (malformed input, body limits,
+/// database outage) to each operation that does not document them itself, so they are
+/// written once here rather than on every handler.
+pub fn add_common_responses(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let problem = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/problem+json",
+                ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build(),
+            )
+            .build()
+    };
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let is_operations = !path.starts_with("/api/");
+        for operation in [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete]
+            .into_iter()
+            .flatten()
+        {
+            let has_body = operation.request_body.is_some();
+            let has_params = operation.parameters.as_ref().is_some_and(|p| !p.is_empty());
+            let responses = &mut operation.responses.responses;
+            let mut add = |status: &str, description: &str| {
+                responses.entry(status.to_owned()).or_insert_with(|| problem(description).into());
+            };
+            if has_body || has_params {
+                add("400", "Malformed body, path or query parameter (`bad_request`)");
+            }
+            if has_body {
+                add("413", "Body over 64 KiB (`payload_too_large`)");
+                add("415", "Body not sent as application/json (`unsupported_media_type`)");
+            }
+            if !is_operations {
+                add("503", "The database is unreachable (`database_unavailable`)");
+            }
+        }
+    }
+}

@@ -69,7 +69,9 @@ where
 
 /// The OpenAPI document, built from the same registration the server uses.
 pub fn document() -> utoipa::openapi::OpenApi {
-    with_routes(App::new()).1
+    let mut document = with_routes(App::new()).1;
+    crate::openapi::add_common_responses(&mut document);
+    document
 }
 
 /// (pattern, methods) for each documented path, for 404-versus-405 answers.

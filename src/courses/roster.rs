@@ -117,7 +117,11 @@ fn enroll(
     numbers: &[String],
     now: chrono::DateTime<chrono::Utc>,
 ) -> diesel::QueryResult<EnrollResult> {
-    let found: Vec<User> = queries::find_by_names(conn, usernames, numbers)?
+    // A name with control characters matches nobody (and PostgreSQL text cannot hold NUL).
+    let plausible = |names: &[String]| -> Vec<String> {
+        names.iter().filter(|n| !n.chars().any(char::is_control)).cloned().collect()
+    };
+    let found: Vec<User> = queries::find_by_names(conn, &plausible(usernames), &plausible(numbers))?
         .into_iter()
         .filter(|u| u.role == Role::Student)
         .collect();

@@ -90,6 +90,22 @@ async fn enrolment_reports_enrolled_already_enrolled_and_not_found() {
 }
 
 #[tokio::test]
+async fn names_with_control_characters_are_simply_not_found() {
+    let app = spawn_app().await;
+    let class = app.class("c", 1).await;
+    let response = app
+        .post(
+            &format!("/api/v1/courses/{}/students", class.course_id),
+            &class.teacher,
+            json!({"usernames": ["c.s000", "nul\u{0}name"], "student_numbers": ["\u{10}"]}),
+        )
+        .await;
+    let body = response.ok(200);
+    assert_eq!(body["not_found"], json!(["nul\u{0}name", "\u{10}"]));
+    assert_eq!(body["already_enrolled"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
 async fn an_empty_enrolment_is_a_validation_error() {
     let app = spawn_app().await;
     let class = app.class("c", 0).await;

@@ -32,6 +32,20 @@ async fn a_wrong_type_is_a_bad_request() {
 }
 
 #[tokio::test]
+async fn a_nul_character_that_reaches_the_database_is_a_bad_request_not_a_500() {
+    let app = spawn_app().await;
+    let response = app
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": "a\u{0}b", "password": "x"})),
+        )
+        .await;
+    response.problem(400, "bad_request");
+}
+
+#[tokio::test]
 async fn a_body_that_is_not_json_is_an_unsupported_media_type() {
     let app = spawn_app().await;
     let response = app

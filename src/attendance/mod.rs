@@ -196,7 +196,7 @@ pub fn rfc3339(at: DateTime<Utc>) -> String {
 pub struct SetAttendance {
     pub status: RecordStatus,
     /// Why (at most 1000 characters); shown to the teacher and kept in the audit trail.
-    #[schema(example = "doctor's note")]
+    #[schema(example = "doctor's note", max_length = 1000, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     pub note: Option<String>,
 }
 

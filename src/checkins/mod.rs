@@ -31,7 +31,12 @@ const WINDOW: Duration = Duration::seconds(60);
 #[derive(Deserialize, ToSchema)]
 pub struct CheckinRequest {
     /// The code shown on the teacher's screen.
-    #[schema(example = "042917")]
+    #[schema(
+        example = "042917",
+        min_length = 1,
+        max_length = 32,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub code: String,
 }
 

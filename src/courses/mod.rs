@@ -38,10 +38,20 @@ pub struct Course {
 #[derive(Deserialize, ToSchema)]
 pub struct CreateCourse {
     /// 1–200 characters.
-    #[schema(example = "Introduction to Computing")]
+    #[schema(
+        example = "Introduction to Computing",
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub title: String,
     /// 1–32 characters.
-    #[schema(example = "CS101")]
+    #[schema(
+        example = "CS101",
+        min_length = 1,
+        max_length = 32,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub code: Option<String>,
 }
 

@@ -73,7 +73,12 @@ fn student_view(relation: Relation, user_id: i64) -> Option<i64> {
 #[derive(Deserialize, ToSchema)]
 pub struct CreateLesson {
     /// 1–200 characters.
-    #[schema(example = "Week 1: Welcome")]
+    #[schema(
+        example = "Week 1: Welcome",
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub title: String,
     /// When the lesson starts (RFC 3339).
     pub starts_at: Option<DateTime<Utc>>,

@@ -40,8 +40,14 @@ pub async fn get_me(caller: Authenticated) -> web::Json<User> {
 #[derive(Deserialize, ToSchema)]
 pub struct UpdateMe {
     /// New display name (1–200 characters).
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub real_name: Option<String>,
-    /// New student number (students only; unique).
+    /// New student number (students only; unique; 1–32 characters, no spaces).
+    #[schema(min_length = 1, max_length = 32, pattern = r"^[^\s\u0000-\u001f\u007f-\u009f]+$")]
     pub student_number: Option<String>,
 }
 
@@ -95,17 +101,27 @@ pub async fn update_me(
 #[derive(Deserialize, ToSchema)]
 pub struct CreateUser {
     /// 3–64 characters of `[A-Za-z0-9_.-]`; unique regardless of case.
-    #[schema(example = "ada.l")]
+    #[schema(example = "ada.l", min_length = 3, max_length = 64, pattern = r"^[A-Za-z0-9_.-]{3,64}$")]
     pub username: String,
     /// 8–256 characters. Stored only as an Argon2id hash.
-    #[schema(example = "correct horse battery")]
+    #[schema(example = "correct horse battery", min_length = 8, max_length = 256)]
     pub password: String,
     pub role: Role,
     /// 1–200 characters.
-    #[schema(example = "Ada Lovelace")]
+    #[schema(
+        example = "Ada Lovelace",
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub real_name: String,
-    /// Students only; unique.
-    #[schema(example = "s1001")]
+    /// Students only; unique; 1–32 characters, no spaces.
+    #[schema(
+        example = "s1001",
+        min_length = 1,
+        max_length = 32,
+        pattern = r"^[^\s\u0000-\u001f\u007f-\u009f]+$"
+    )]
     pub student_number: Option<String>,
 }
 

@@ -57,15 +57,10 @@ impl Modify for BearerAuth {
     }
 }
 
-/// The complete document as served at `/api-docs/openapi.json`.
-pub fn document() -> utoipa::openapi::OpenApi {
-    crate::startup::document()
-}
-
 /// The document as committed in `openapi/openapi.json`: pretty JSON with a final newline.
 pub fn to_pretty_json() -> String {
     // unwrap: the document is plain data that always serialises.
-    let mut json = document().to_pretty_json().expect("the OpenAPI document serialises");
+    let mut json = crate::startup::document().to_pretty_json().expect("the OpenAPI document serialises");
     json.push('\n');
     json
 }

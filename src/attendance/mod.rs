@@ -20,7 +20,8 @@ use crate::auth::extract::Authenticated;
 use crate::courses::{access, queries as courses};
 use crate::db;
 use crate::error::{ApiError, Problem, check, parse_field};
-use crate::lessons::{self, Lesson, queries as lesson_queries};
+use crate::lessons::window::Window;
+use crate::lessons::{Lesson, queries as lesson_queries};
 use crate::live::events::{self, Event};
 use crate::state::AppState;
 use crate::users::model::{UserRef, bounded_text};
@@ -88,7 +89,7 @@ pub struct LessonAttendance {
 fn record(
     student: UserRef,
     row: Option<RecordRow>,
-    latest: Option<&lessons::window::Window>,
+    latest: Option<&Window>,
     shared: &HashSet<String>,
     now: DateTime<Utc>,
 ) -> AttendanceRecord {
@@ -114,10 +115,10 @@ pub fn lesson_attendance(
     course_id: i64,
     lesson_id: i64,
     now: DateTime<Utc>,
-) -> diesel::QueryResult<LessonAttendance> {
+) -> diesel::QueryResult<(LessonAttendance, Option<Window>)> {
     let row = lesson_queries::get(conn, lesson_id)?;
-    let lesson = lessons::assemble(conn, vec![row], None, now)?.remove(0);
     let latest = lesson_queries::latest_window(conn, lesson_id)?;
+    let lesson = Lesson::new(row, latest.as_ref(), None, now);
     let shared = records::shared_devices(conn, lesson_id)?;
     let mut summary = Summary::default();
     let records = records::roster_with_records(conn, course_id, lesson_id)?
@@ -130,7 +131,7 @@ pub fn lesson_attendance(
             record
         })
         .collect();
-    Ok(LessonAttendance { lesson, summary, records })
+    Ok((LessonAttendance { lesson, summary, records }, latest))
 }
 
 /// A lesson's results (the course's teacher, admin).
@@ -167,7 +168,7 @@ pub async fn get_lesson_attendance(
     let (lesson_id, user, now) = (path.into_inner(), caller.user, state.clock.now());
     let results = db::run(&state.pool, move |conn| {
         let (course_id, _) = access::check_lesson(conn, lesson_id, &user, access::STAFF)?;
-        Ok(lesson_attendance(conn, course_id, lesson_id, now)?)
+        Ok(lesson_attendance(conn, course_id, lesson_id, now)?.0)
     })
     .await?;
     if !wants_csv(&req, &format) {
@@ -254,12 +255,7 @@ pub async fn set_attendance(
             let shared = records::shared_devices(conn, lesson_id)?;
             let student = crate::users::queries::find(conn, student_id)?
                 .ok_or(ApiError::NotFound("no such student"))?;
-            let student = UserRef {
-                id: student.id,
-                username: student.username,
-                real_name: student.real_name,
-                student_number: student.student_number,
-            };
+            let student = UserRef::from(student);
             Ok(record(student, Some(row), latest.as_ref(), &shared, now))
         })
     })

@@ -131,13 +131,9 @@ pub fn course_report(
     Ok(roster
         .into_iter()
         .map(|student| {
+            let student_id = student.id;
             let mut row = CourseAttendanceRow {
-                student: UserRef {
-                    id: student.id,
-                    username: student.username,
-                    real_name: student.real_name,
-                    student_number: student.student_number,
-                },
+                student: UserRef::from(student),
                 present: 0,
                 late: 0,
                 excused: 0,
@@ -146,7 +142,7 @@ pub fn course_report(
                 last_attended_at: None,
             };
             for (lesson_id, window) in &windows {
-                let record = records.get(&(student.id, *lesson_id));
+                let record = records.get(&(student_id, *lesson_id));
                 match status(record.map(|(s, _)| *s), Some(window), now) {
                     Status::Present => row.present += 1,
                     Status::Late => row.late += 1,

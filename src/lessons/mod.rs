@@ -54,16 +54,29 @@ pub fn assemble(
         .into_iter()
         .map(|row| {
             let latest = windows.get(&row.id);
-            Lesson {
-                id: row.id,
-                course_id: row.course_id,
-                title: row.title,
-                starts_at: row.starts_at,
-                checkin: CheckinState::of(latest, now),
-                my_status: student_id.map(|_| status::status(records.get(&row.id).copied(), latest, now)),
-            }
+            let my_status = student_id.map(|_| status::status(records.get(&row.id).copied(), latest, now));
+            Lesson::new(row, latest, my_status, now)
         })
         .collect())
+}
+
+impl Lesson {
+    /// A lesson from its row and latest window (for callers that already hold the window).
+    pub fn new(
+        row: LessonRow,
+        latest: Option<&window::Window>,
+        my_status: Option<Status>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id: row.id,
+            course_id: row.course_id,
+            title: row.title,
+            starts_at: row.starts_at,
+            checkin: CheckinState::of(latest, now),
+            my_status,
+        }
+    }
 }
 
 fn student_view(relation: Relation, user_id: i64) -> Option<i64> {

@@ -270,7 +270,7 @@ impl LessonTask {
 
     fn send(&self, message: &ServerMessage) {
         // No receivers means the last subscriber just left; nothing to do.
-        let _ = self.messages.send(ByteString::from(message.to_text().as_ref()));
+        let _ = self.messages.send(message.to_text());
     }
 
     fn send_code(&self, window: &Window, now: DateTime<Utc>) {
@@ -300,7 +300,7 @@ impl LessonTask {
         let lesson_id = self.lesson_id;
         let loaded = db::run(&self.pool, move |conn| {
             let course_id = lessons::get(conn, lesson_id)?.course_id;
-            Ok(lesson_attendance(conn, course_id, lesson_id, now)?)
+            Ok(lesson_attendance(conn, course_id, lesson_id, now)?.0)
         })
         .await;
         loaded

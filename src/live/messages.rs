@@ -1,5 +1,6 @@
 //! What the server sends over the live WebSocket: JSON text frames tagged by `type`.
 
+use bytestring::ByteString;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -22,18 +23,9 @@ pub enum ServerMessage {
 }
 
 impl ServerMessage {
-    /// The JSON text of the message, shared by every subscriber.
-    pub fn to_text(&self) -> std::sync::Arc<str> {
+    /// The JSON text of the message, serialised once and shared by every subscriber.
+    pub fn to_text(&self) -> ByteString {
         // unwrap: these types serialise infallibly (no maps with non-string keys).
-        serde_json::to_string(self).expect("live messages serialise").into()
-    }
-
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::Snapshot(_) => "snapshot",
-            Self::Code(_) => "code",
-            Self::Checkin { .. } => "checkin",
-            Self::State { .. } => "state",
-        }
+        ByteString::from(serde_json::to_string(self).expect("live messages serialise"))
     }
 }

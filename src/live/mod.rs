@@ -11,7 +11,6 @@ pub use connection::Heartbeat;
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, web};
-use bytestring::ByteString;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -21,7 +20,6 @@ use crate::courses::access;
 use crate::db;
 use crate::error::{ApiError, Problem};
 use crate::lessons::checkin::CodeFrame;
-use crate::lessons::queries as lessons;
 use crate::state::AppState;
 use connection::Connection;
 use messages::ServerMessage;
@@ -99,10 +97,8 @@ pub async fn live_checkin(
     // Subscribe before reading the snapshot, so nothing that happens in between is missed.
     let subscription = state.hub.subscribe(lesson_id);
     let now = state.clock.now();
-    let (snapshot, window) = db::run(&state.pool, move |conn| {
-        Ok((lesson_attendance(conn, course_id, lesson_id, now)?, lessons::latest_window(conn, lesson_id)?))
-    })
-    .await?;
+    let (snapshot, window) =
+        db::run(&state.pool, move |conn| Ok(lesson_attendance(conn, course_id, lesson_id, now)?)).await?;
     let mut initial = vec![ServerMessage::Snapshot(snapshot)];
     if let Some(open) = window.filter(|w| w.is_open(now)) {
         initial.push(ServerMessage::Code(CodeFrame::new(&open, open.schedule().frame(now), now)));
@@ -112,7 +108,7 @@ pub async fn live_checkin(
         session,
         stream: stream.max_frame_size(MAX_CLIENT_FRAME),
         subscription,
-        initial: initial.iter().map(|m| ByteString::from(m.to_text().as_ref())).collect(),
+        initial: initial.iter().map(ServerMessage::to_text).collect(),
         heartbeat: state.heartbeat,
         shutdown: state.hub.shutdown_signal(),
         guard: state.hub.connection_opened(),

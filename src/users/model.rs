@@ -44,6 +44,17 @@ pub struct UserRef {
     pub student_number: Option<String>,
 }
 
+impl From<User> for UserRef {
+    fn from(user: User) -> Self {
+        Self {
+            id: user.id,
+            username: user.username,
+            real_name: user.real_name,
+            student_number: user.student_number,
+        }
+    }
+}
+
 /// 3–64 characters of `[A-Za-z0-9_.-]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Username(String);

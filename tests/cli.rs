@@ -84,8 +84,13 @@ impl Server {
         panic!("standard output never contained {needle:?}: {}", self.stdout.lock().unwrap())
     }
 
-    fn terminate(mut self) -> std::process::ExitStatus {
+    fn terminate(self) -> std::process::ExitStatus {
         kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM).unwrap();
+        self.terminate_wait()
+    }
+
+    /// Waits for a server that has already been signalled.
+    fn terminate_wait(mut self) -> std::process::ExitStatus {
         self.child.wait().unwrap()
     }
 }
@@ -571,18 +576,28 @@ async fn sigterm_lets_in_flight_requests_finish() {
             .iter()
             .all(|r| r.as_ref().is_ok_and(|r| r.status() == 200))
     );
-    // Logins hash a password (tens of milliseconds each): slow enough to be cut off.
-    let logins: Vec<_> = (0..16)
-        .map(|_| {
-            let request = client
-                .post(format!("{}/api/v1/auth/login", server.base))
-                .json(&json!({"username": "busy", "password": "busy-password"}));
-            tokio::spawn(async move { request.send().await.map(|r| r.status().as_u16()) })
-        })
-        .collect();
-    tokio::time::sleep(Duration::from_millis(5)).await;
-    assert!(server.terminate().success());
-    for login in logins {
-        assert_eq!(login.await.unwrap().expect("an answer, not a dropped connection"), 200);
+    // Logins for one username run one at a time (each hashes a password), so when the first
+    // answer arrives the other fifteen have all been received and are waiting: in flight.
+    let (answers, mut answered) = tokio::sync::mpsc::unbounded_channel();
+    for _ in 0..16 {
+        let request = client
+            .post(format!("{}/api/v1/auth/login", server.base))
+            .json(&json!({"username": "busy", "password": "busy-password"}));
+        let answers = answers.clone();
+        tokio::spawn(async move {
+            let _ =
+                answers.send(request.send().await.map(|r| r.status().as_u16()).map_err(|e| e.to_string()));
+        });
     }
+    drop(answers);
+    let first = answered.recv().await.unwrap();
+    assert_eq!(first, Ok(200));
+    let pid = Pid::from_raw(server.child.id() as i32);
+    kill(pid, Signal::SIGTERM).unwrap();
+    let mut rest = Vec::new();
+    while let Some(answer) = answered.recv().await {
+        rest.push(answer);
+    }
+    assert_eq!(rest, vec![Ok(200); 15], "every in-flight request is answered after SIGTERM");
+    assert!(server.terminate_wait().success());
 }

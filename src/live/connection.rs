@@ -153,14 +153,19 @@ mod tests {
     use actix_web::FromRequest;
     use actix_web::test::TestRequest;
 
-    /// A real session and stream whose client never reads: the response body is never polled.
+    /// A real session and stream whose client never reads (the response body is never
+    /// polled) and never hangs up (its request body stays open and silent).
     async fn unread_socket() -> (actix_web::HttpResponse, Session, MessageStream) {
-        let (req, mut payload) = TestRequest::get()
+        let (req, _) = TestRequest::get()
             .insert_header(("upgrade", "websocket"))
             .insert_header(("connection", "upgrade"))
             .insert_header(("sec-websocket-version", "13"))
             .insert_header(("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="))
             .to_http_parts();
+        let silent =
+            futures_util::stream::pending::<Result<actix_web::web::Bytes, actix_web::error::PayloadError>>();
+        let mut payload: actix_web::dev::Payload =
+            actix_web::dev::Payload::Stream { payload: Box::pin(silent) };
         let body = actix_web::web::Payload::from_request(&req, &mut payload).await.unwrap();
         actix_ws::handle(&req, body).unwrap()
     }

@@ -88,8 +88,11 @@ impl Hub {
             commands: receiver,
             pool: self.inner.pool.clone(),
             clock: self.inner.clock.clone(),
+            announced: None,
         };
-        LiveLesson { messages, commands, subscribers: 0, task: tokio::spawn(task.run()) }
+        // The first subscriber gets the current code from its own snapshot, taken now.
+        let started = self.inner.clock.now();
+        LiveLesson { messages, commands, subscribers: 0, task: tokio::spawn(task.run(started)) }
     }
 
     fn unsubscribe(&self, lesson_id: i64) {
@@ -186,14 +189,25 @@ struct LessonTask {
     commands: mpsc::UnboundedReceiver<Command>,
     pool: DbPool,
     clock: SharedClock,
+    /// The (window, step) whose code subscribers were last given.
+    announced: Option<(i64, i64)>,
 }
 
 impl LessonTask {
-    async fn run(mut self) {
+    async fn run(mut self, started: DateTime<Utc>) {
         let mut window = self.load_window().await.unwrap_or_default();
+        self.announced =
+            window.as_ref().filter(|w| w.is_open(started)).map(|w| (w.id, w.schedule().step_at(started)));
         loop {
             let clock = self.clock.clone();
             let now = clock.now();
+            // Catch up if a boundary passed while this task was busy or starting (a slow
+            // database read, say): subscribers must never be left showing an old code.
+            if let Some(open) = window.as_ref().filter(|w| w.is_open(now))
+                && self.announced != Some((open.id, open.schedule().step_at(now)))
+            {
+                self.send_code(open, now);
+            }
             // While open, wake at the next step boundary (or the close, if sooner).
             let wake_at = window
                 .as_ref()
@@ -273,8 +287,10 @@ impl LessonTask {
         let _ = self.messages.send(message.to_text());
     }
 
-    fn send_code(&self, window: &Window, now: DateTime<Utc>) {
-        self.send(&ServerMessage::Code(CodeFrame::new(window, window.schedule().frame(now), now)));
+    fn send_code(&mut self, window: &Window, now: DateTime<Utc>) {
+        let frame = window.schedule().frame(now);
+        self.announced = Some((window.id, frame.step));
+        self.send(&ServerMessage::Code(CodeFrame::new(window, frame, now)));
     }
 
     fn send_state(&self, window: Option<&Window>, now: DateTime<Utc>) {

@@ -343,3 +343,46 @@ async fn the_event_listener_reconnects_after_losing_its_connection() {
     }
     assert_eq!(seen["record"]["student"]["id"], class.students[0].id);
 }
+
+#[tokio::test]
+async fn a_lesson_task_that_starts_late_catches_up_on_the_code_at_once() {
+    use diesel::connection::SimpleConnection;
+    let app = spawn_app().await;
+    let class = app.class("c", 0).await;
+    app.open_checkin(&class, json!({"rotation_seconds": 10})).await;
+    // Keep the lesson's window unreadable, so its live task is stuck in its first read.
+    let mut blocker = app.pool.get().unwrap();
+    blocker.batch_execute("BEGIN; LOCK TABLE checkin_windows IN ACCESS EXCLUSIVE MODE").unwrap();
+    let watching = {
+        let (address, teacher, lesson) = (app.address.clone(), class.teacher.clone(), class.lesson_id);
+        tokio::spawn(async move {
+            use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+            let mut request =
+                format!("{}/api/v1/lessons/{lesson}/checkin/live", address.replace("http://", "ws://"))
+                    .into_client_request()
+                    .unwrap();
+            request.headers_mut().insert("authorization", format!("Bearer {teacher}").parse().unwrap());
+            tokio_tungstenite::connect_async(request).await.unwrap().0
+        })
+    };
+    for _ in 0..500 {
+        if app.hub.live_lessons() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(app.hub.live_lessons(), 1);
+    // A step boundary passes while the task cannot read.
+    app.advance(10);
+    blocker.batch_execute("ROLLBACK").unwrap();
+    let mut socket = watching.await.unwrap();
+    assert_eq!(next_message(&mut socket).await["type"], "snapshot");
+    let mut frame = next_message(&mut socket).await;
+    if frame["valid_from"] == "2026-11-25T08:00:00Z" {
+        frame = next_message(&mut socket).await;
+    }
+    assert_eq!(
+        (frame["type"].as_str(), frame["valid_from"].as_str()),
+        (Some("code"), Some("2026-11-25T08:00:10Z"))
+    );
+}

@@ -567,37 +567,48 @@ async fn sigterm_lets_in_flight_requests_finish() {
     let mut command = rollcall(&data);
     command.env("DATABASE_URL", &database.url).env("ROLLCALL_JWT_SECRET", &secret).arg("serve");
     let server = Server::start(command);
-    let client = reqwest::Client::builder().pool_max_idle_per_host(32).build().unwrap();
-    // Open the connections first, so every request below is in flight, not in the backlog.
-    let warm = (0..16).map(|_| client.get(format!("{}/healthz", server.base)).send());
-    assert!(
-        futures_util::future::join_all(warm)
-            .await
-            .iter()
-            .all(|r| r.as_ref().is_ok_and(|r| r.status() == 200))
-    );
-    // Logins for one username run one at a time (each hashes a password), so when the first
-    // answer arrives the other fifteen have all been received and are waiting: in flight.
-    let (answers, mut answered) = tokio::sync::mpsc::unbounded_channel();
-    for _ in 0..16 {
-        let request = client
-            .post(format!("{}/api/v1/auth/login", server.base))
-            .json(&json!({"username": "busy", "password": "busy-password"}));
-        let answers = answers.clone();
-        tokio::spawn(async move {
-            let _ =
-                answers.send(request.send().await.map(|r| r.status().as_u16()).map_err(|e| e.to_string()));
-        });
+    let client = reqwest::Client::new();
+    // Hold the lock that serialises logins of one username: every login below then waits
+    // inside the server, holding its request open, until we let go.
+    use diesel::prelude::*;
+    let mut lock = PgConnection::establish(&database.url).unwrap();
+    let login_lock = "hashtextextended('login:busy', 0)";
+    diesel::sql_query(format!("SELECT pg_advisory_lock({login_lock})")).execute(&mut lock).unwrap();
+    let logins: Vec<_> = (0..16)
+        .map(|_| {
+            let request = client
+                .post(format!("{}/api/v1/auth/login", server.base))
+                .json(&json!({"username": "busy", "password": "busy-password"}));
+            tokio::spawn(async move {
+                request.send().await.map(|r| r.status().as_u16()).map_err(|e| e.to_string())
+            })
+        })
+        .collect();
+    let waiting = || -> i64 {
+        diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+            "(SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted)",
+        ))
+        .get_result(&mut PgConnection::establish(&database.url).unwrap())
+        .unwrap()
+    };
+    for _ in 0..500 {
+        if waiting() == 16 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    drop(answers);
-    let first = answered.recv().await.unwrap();
-    assert_eq!(first, Ok(200));
+    assert_eq!(waiting(), 16, "all 16 logins are in flight inside the server");
+
     let pid = Pid::from_raw(server.child.id() as i32);
     kill(pid, Signal::SIGTERM).unwrap();
-    let mut rest = Vec::new();
-    while let Some(answer) = answered.recv().await {
-        rest.push(answer);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut server = server;
+    assert!(server.child.try_wait().unwrap().is_none(), "the server waits for its in-flight requests");
+    diesel::sql_query(format!("SELECT pg_advisory_unlock({login_lock})")).execute(&mut lock).unwrap();
+    let mut answers = Vec::new();
+    for login in logins {
+        answers.push(login.await.unwrap());
     }
-    assert_eq!(rest, vec![Ok(200); 15], "every in-flight request is answered after SIGTERM");
+    assert_eq!(answers, vec![Ok(200); 16], "every in-flight request is answered after SIGTERM");
     assert!(server.terminate_wait().success());
 }

@@ -66,7 +66,7 @@ pub fn to_pretty_json() -> String {
 }
 
 /// Adds the problem responses every operation can give (malformed input, body limits,
-/// database outage) to each operation that does not document them itself, so they are
+/// missing or bad token, database outage) to each operation that does not document them itself, so they are
 /// written once here rather than on every handler.
 pub fn add_common_responses(doc: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
@@ -99,6 +99,11 @@ pub fn add_common_responses(doc: &mut utoipa::openapi::OpenApi) {
                 add("415", "Body not sent as application/json (`unsupported_media_type`)");
             }
             if !is_operations {
+                // Every API route but login needs a token (login documents its own 401).
+                add(
+                    "401",
+                    "Missing, invalid or expired token, or its user no longer exists (`unauthorized`)",
+                );
                 add("503", "The database is unreachable (`database_unavailable`)");
             }
         }

@@ -152,7 +152,6 @@ pub fn lesson_attendance(
             (String = "text/csv", example = "student_number,username,real_name,status,checked_in_at,method\nD0001,demo.student01,Ada Lovelace,present,2026-11-25T08:01:12Z,code\n"),
         )),
         (status = 400, description = "Unknown `format` (`bad_request`)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not authenticated (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not the course's teacher or an admin (`forbidden`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such lesson (`not_found`)", body = Problem, content_type = "application/problem+json"),
     )
@@ -212,7 +211,6 @@ pub struct SetAttendance {
     responses(
         (status = 200, description = "The updated record", body = AttendanceRecord),
         (status = 400, description = "Malformed body or unknown status (`bad_request`)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not authenticated (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not the course's teacher (`forbidden`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such lesson, or the student is not enrolled (`not_found`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Note too long (`validation_failed`)", body = Problem, content_type = "application/problem+json"),

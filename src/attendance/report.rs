@@ -51,7 +51,6 @@ pub struct CourseAttendanceRow {
             (String = "text/csv"),
         )),
         (status = 400, description = "Unknown `format` (`bad_request`)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not authenticated (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not the course's teacher or an admin (`forbidden`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such course (`not_found`)", body = Problem, content_type = "application/problem+json"),
     )

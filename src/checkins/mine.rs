@@ -49,7 +49,6 @@ pub struct CourseFilter {
     responses(
         (status = 200, description = "My lessons and statuses", body = Vec<MyAttendance>),
         (status = 400, description = "Malformed query (`bad_request`)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not authenticated (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Caller is not a student (`forbidden`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`limit` or `offset` out of range (`validation_failed`)", body = Problem, content_type = "application/problem+json"),
     )

@@ -78,7 +78,6 @@ enum Outcome {
         (status = 201, description = "Checked in", body = CheckinResult),
         (status = 200, description = "Already had a record for that lesson; nothing changed", body = CheckinResult),
         (status = 400, description = "Malformed body or `X-Device-Id` (`bad_request`)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not authenticated (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Caller is not a student (`forbidden`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "No open check-in matches (`invalid_code`), the code has just expired (`code_expired`), or the code is empty (`validation_failed`)", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many wrong codes (`too_many_attempts`)", body = Problem, content_type = "application/problem+json",

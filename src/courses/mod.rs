@@ -64,7 +64,6 @@ pub struct CreateCourse {
     responses(
         (status = 201, description = "Created", body = Course),
         (status = 400, description = "Malformed body (`bad_request`)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not authenticated (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Caller is not a teacher (`forbidden`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid field (`validation_failed`)", body = Problem, content_type = "application/problem+json"),
     )
@@ -100,7 +99,6 @@ pub async fn create_course(
     tag = "courses",
     responses(
         (status = 200, description = "Courses ordered by id", body = Vec<Course>),
-        (status = 401, description = "Not authenticated (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[get("/courses")]
@@ -120,7 +118,6 @@ pub async fn list_courses(
     params(("course_id" = i64, Path, description = "Course id")),
     responses(
         (status = 200, description = "The course", body = Course),
-        (status = 401, description = "Not authenticated (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not your course (`forbidden`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such course (`not_found`)", body = Problem, content_type = "application/problem+json"),
     )

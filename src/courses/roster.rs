@@ -25,7 +25,6 @@ const MAX_NAMES: usize = 1000;
     params(("course_id" = i64, Path, description = "Course id")),
     responses(
         (status = 200, description = "The roster", body = Vec<User>),
-        (status = 401, description = "Not authenticated (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not the course's teacher or an admin (`forbidden`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such course (`not_found`)", body = Problem, content_type = "application/problem+json"),
     )
@@ -76,7 +75,6 @@ pub struct EnrollResult {
     responses(
         (status = 200, description = "What happened to each name", body = EnrollResult),
         (status = 400, description = "Malformed body (`bad_request`)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not authenticated (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not the course's teacher (`forbidden`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such course (`not_found`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "No names, or too many (`validation_failed`)", body = Problem, content_type = "application/problem+json"),
@@ -147,7 +145,6 @@ fn enroll(
     params(("course_id" = i64, Path, description = "Course id"), ("user_id" = i64, Path, description = "Student's user id")),
     responses(
         (status = 204, description = "Removed"),
-        (status = 401, description = "Not authenticated (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not the course's teacher (`forbidden`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such course, or the user is not enrolled (`not_found`)", body = Problem, content_type = "application/problem+json"),
     )

@@ -77,7 +77,6 @@ impl OpenCheckin {
     responses(
         (status = 200, description = "Check-in is open", body = CheckinState),
         (status = 400, description = "Malformed body (`bad_request`)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not authenticated (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not the lesson's teacher (`forbidden`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such lesson (`not_found`)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Check-in is already open (`checkin_already_open`)", body = Problem, content_type = "application/problem+json"),
@@ -142,7 +141,6 @@ fn open(
     params(("lesson_id" = i64, Path, description = "Lesson id")),
     responses(
         (status = 200, description = "Check-in is closed", body = CheckinState),
-        (status = 401, description = "Not authenticated (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not the lesson's teacher (`forbidden`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such lesson (`not_found`)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Check-in is not open (`checkin_not_open`)", body = Problem, content_type = "application/problem+json"),
@@ -214,7 +212,6 @@ impl CodeFrame {
     params(("lesson_id" = i64, Path, description = "Lesson id")),
     responses(
         (status = 200, description = "The current code", body = CodeFrame),
-        (status = 401, description = "Not authenticated (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not the lesson's teacher (`forbidden`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such lesson (`not_found`)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Check-in is not open (`checkin_not_open`)", body = Problem, content_type = "application/problem+json"),

@@ -105,7 +105,6 @@ pub struct CreateLesson {
     responses(
         (status = 201, description = "Created", body = Lesson),
         (status = 400, description = "Malformed body, e.g. a bad timestamp (`bad_request`)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not authenticated (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not the course's teacher (`forbidden`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such course (`not_found`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid field (`validation_failed`)", body = Problem, content_type = "application/problem+json"),
@@ -143,7 +142,6 @@ pub async fn create_lesson(
     params(("course_id" = i64, Path, description = "Course id")),
     responses(
         (status = 200, description = "The lessons", body = Vec<Lesson>),
-        (status = 401, description = "Not authenticated (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not your course (`forbidden`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such course (`not_found`)", body = Problem, content_type = "application/problem+json"),
     )
@@ -172,7 +170,6 @@ pub async fn list_lessons(
     params(("lesson_id" = i64, Path, description = "Lesson id")),
     responses(
         (status = 200, description = "The lesson", body = Lesson),
-        (status = 401, description = "Not authenticated (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not your course (`forbidden`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such lesson (`not_found`)", body = Problem, content_type = "application/problem+json"),
     )

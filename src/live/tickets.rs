@@ -46,7 +46,6 @@ pub struct Ticket {
     responses(
         (status = 201, description = "A fresh ticket", body = Ticket),
         (status = 400, description = "Malformed body (`bad_request`)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not authenticated (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not the lesson's teacher or an admin (`forbidden`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such lesson (`not_found`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`lesson_id` missing (`validation_failed`)", body = Problem, content_type = "application/problem+json"),

@@ -29,7 +29,6 @@ impl Taken {
     tag = "users",
     responses(
         (status = 200, description = "The caller", body = User),
-        (status = 401, description = "Missing, invalid or expired token (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[get("/me")]
@@ -61,7 +60,6 @@ pub struct UpdateMe {
     responses(
         (status = 200, description = "The updated caller", body = User),
         (status = 400, description = "Malformed body (`bad_request`)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not authenticated (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "A non-student sent `student_number` (`forbidden`)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The student number belongs to someone else (`conflict`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid field (`validation_failed`)", body = Problem, content_type = "application/problem+json"),
@@ -132,7 +130,6 @@ pub struct CreateUser {
     responses(
         (status = 201, description = "Created", body = User),
         (status = 400, description = "Malformed body or unknown role (`bad_request`)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not authenticated (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Caller is not an admin (`forbidden`)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Username or student number taken (`conflict`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid field (`validation_failed`)", body = Problem, content_type = "application/problem+json"),
@@ -205,7 +202,6 @@ pub struct UserFilter {
     responses(
         (status = 200, description = "Users ordered by id", body = Vec<User>),
         (status = 400, description = "Malformed query (`bad_request`)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not authenticated (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Caller is not an admin (`forbidden`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`limit` or `offset` out of range (`validation_failed`)", body = Problem, content_type = "application/problem+json"),
     )

@@ -386,3 +386,27 @@ async fn a_lesson_task_that_starts_late_catches_up_on_the_code_at_once() {
         (Some("code"), Some("2026-11-25T08:00:10Z"))
     );
 }
+
+#[tokio::test]
+async fn an_hour_of_rotations_stays_on_the_step_boundaries() {
+    let app = spawn_app().await;
+    let class = app.class("c", 0).await;
+    app.open_checkin(&class, json!({"rotation_seconds": 10, "duration_seconds": 3700})).await;
+    let mut socket = app.watch(class.lesson_id, &class.teacher).await;
+    assert_eq!(next_message(&mut socket).await["type"], "snapshot");
+    assert_eq!(next_message(&mut socket).await["valid_from"], "2026-11-25T08:00:00Z");
+    // Each wake-up comes a different 0–9 s late (as a busy machine might). Deadlines taken
+    // from the window's opening keep every step; deadlines taken from the last wake-up
+    // ("rotation seconds after the previous frame") would drift and skip steps.
+    let opened = crate::helpers::start_time();
+    let at = |seconds: i64| {
+        (opened + chrono::Duration::seconds(seconds)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    };
+    for step in 1..=360 {
+        let late = (step * 7) % 10;
+        app.clock.set(opened + chrono::Duration::seconds(10 * step + late));
+        let frame = next_message(&mut socket).await;
+        assert_eq!(frame["valid_from"], at(10 * step).as_str(), "step {step}");
+        assert_eq!(frame["server_time"], at(10 * step + late).as_str(), "step {step}");
+    }
+}

@@ -193,16 +193,7 @@ async fn a_device_that_checks_in_two_students_is_flagged() {
     app.open_checkin(&class, json!({})).await;
     let code = app.current_code(&class).await;
     for (student, device) in class.students.iter().zip(["shared-phone", "shared-phone", "own-phone"]) {
-        let response = app
-            .client
-            .post(app.url("/api/v1/checkins"))
-            .bearer_auth(&student.token)
-            .header("X-Device-Id", device)
-            .json(&json!({"code": code}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 201);
+        app.check_in_with(&student.token, json!({"code": code}), &[("X-Device-Id", device)]).await.ok(201);
     }
     let results = app.get(&format!("/api/v1/lessons/{}/attendance", class.lesson_id), &class.teacher).await;
     let flags: Vec<Value> =

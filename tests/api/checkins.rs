@@ -165,18 +165,13 @@ async fn client_details_are_stored_with_a_code_check_in() {
     let class = app.class("c", 1).await;
     app.open_checkin(&class, json!({})).await;
     let code = app.current_code(&class).await;
-    let response = app
-        .client
-        .post(app.url("/api/v1/checkins"))
-        .bearer_auth(&class.students[0].token)
-        .header("User-Agent", "StudentPhone/1.0")
-        .header("X-Device-Id", "device-abc")
-        .header("X-Forwarded-For", "203.0.113.50")
-        .json(&json!({"code": code, "status": "excused", "student_id": 1}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
+    let headers = [
+        ("User-Agent", "StudentPhone/1.0"),
+        ("X-Device-Id", "device-abc"),
+        ("X-Forwarded-For", "203.0.113.50"),
+    ];
+    let body = json!({"code": code, "status": "excused", "student_id": 1});
+    app.check_in_with(&class.students[0].token, body, &headers).await.ok(201);
     let mut conn = app.pool.get().unwrap();
     let stored: (Option<String>, Option<String>, Option<String>, String) = attendance::table
         .select((attendance::client_ip, attendance::user_agent, attendance::device_id, attendance::status))
@@ -203,16 +198,8 @@ async fn x_forwarded_for_is_believed_only_from_trusted_proxies() {
     let class = app.class("c", 1).await;
     app.open_checkin(&class, json!({})).await;
     let code = app.current_code(&class).await;
-    let response = app
-        .client
-        .post(app.url("/api/v1/checkins"))
-        .bearer_auth(&class.students[0].token)
-        .header("X-Forwarded-For", "198.51.100.1, 203.0.113.50")
-        .json(&json!({"code": code}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
+    let headers = [("X-Forwarded-For", "198.51.100.1, 203.0.113.50")];
+    app.check_in_with(&class.students[0].token, json!({"code": code}), &headers).await.ok(201);
     let mut conn = app.pool.get().unwrap();
     let ip: Option<String> = attendance::table.select(attendance::client_ip).first(&mut conn).unwrap();
     assert_eq!(ip.as_deref(), Some("203.0.113.50"));
@@ -224,16 +211,11 @@ async fn a_malformed_device_id_is_a_bad_request() {
     let class = app.class("c", 1).await;
     app.open_checkin(&class, json!({})).await;
     let code = app.current_code(&class).await;
+    let too_long = "x".repeat(200);
     let response = app
-        .client
-        .post(app.url("/api/v1/checkins"))
-        .bearer_auth(&class.students[0].token)
-        .header("X-Device-Id", "x".repeat(200))
-        .json(&json!({"code": code}))
-        .send()
-        .await
-        .unwrap();
-    crate::helpers::into_response(response).await.problem(400, "bad_request");
+        .check_in_with(&class.students[0].token, json!({"code": code}), &[("X-Device-Id", &too_long)])
+        .await;
+    response.problem(400, "bad_request");
     assert_eq!(attendance_rows(&app, class.lesson_id), 0);
 }
 

@@ -6,15 +6,8 @@ use serde_json::json;
 #[tokio::test]
 async fn malformed_json_is_a_bad_request() {
     let app = spawn_app().await;
-    let response = app
-        .client
-        .post(app.url("/api/v1/auth/login"))
-        .header("content-type", "application/json")
-        .body("{\"username\": ")
-        .send()
-        .await
-        .unwrap();
-    crate::helpers::into_response(response).await.problem(400, "bad_request");
+    let response = app.post_raw("/api/v1/auth/login", "application/json", "{\"username\": ").await;
+    response.problem(400, "bad_request");
 }
 
 #[tokio::test]
@@ -48,15 +41,8 @@ async fn a_nul_character_that_reaches_the_database_is_a_bad_request_not_a_500() 
 #[tokio::test]
 async fn a_body_that_is_not_json_is_an_unsupported_media_type() {
     let app = spawn_app().await;
-    let response = app
-        .client
-        .post(app.url("/api/v1/auth/login"))
-        .header("content-type", "text/plain")
-        .body("username=a&password=b")
-        .send()
-        .await
-        .unwrap();
-    crate::helpers::into_response(response).await.problem(415, "unsupported_media_type");
+    let response = app.post_raw("/api/v1/auth/login", "text/plain", "username=a&password=b").await;
+    response.problem(415, "unsupported_media_type");
 }
 
 #[tokio::test]

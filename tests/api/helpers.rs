@@ -232,6 +232,21 @@ impl TestApp {
         self.post("/api/v1/checkins", &student.token, json!({"code": code})).await
     }
 
+    /// A check-in with extra request headers (device id, user agent, forwarding) and body.
+    pub async fn check_in_with(&self, token: &str, body: Value, headers: &[(&str, &str)]) -> Response {
+        let mut request = self.client.post(self.url("/api/v1/checkins")).bearer_auth(token).json(&body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        into_response(request.send().await.expect("request reaches the server")).await
+    }
+
+    /// A POST whose body is sent exactly as given, with this content type.
+    pub async fn post_raw(&self, path: &str, content_type: &str, body: &'static str) -> Response {
+        let request = self.client.post(self.url(path)).header("content-type", content_type).body(body);
+        into_response(request.send().await.expect("request reaches the server")).await
+    }
+
     /// Creates a user through `POST /users` as the admin, returning (id, token).
     pub async fn create_user(&self, username: &str, role: &str) -> (i64, String) {
         let mut body = json!({"username": username, "password": PASSWORD, "role": role, "real_name": format!("Real {username}")});

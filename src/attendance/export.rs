@@ -19,6 +19,7 @@ pub enum Format {
 #[into_params(parameter_in = Query)]
 pub struct FormatQuery {
     /// `csv` for a CSV download (same as `Accept: text/csv`); default JSON.
+    #[param(inline)]
     pub format: Option<Format>,
 }
 

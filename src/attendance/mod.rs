@@ -23,6 +23,7 @@ use crate::error::{ApiError, Problem, check, parse_field};
 use crate::lessons::window::Window;
 use crate::lessons::{Lesson, queries as lesson_queries};
 use crate::live::events::{self, Event};
+use crate::rejections::JsonObject;
 use crate::state::AppState;
 use crate::users::model::{UserRef, bounded_text};
 use export::{FormatQuery, csv_response, text_cell, to_csv, wants_csv};
@@ -221,7 +222,7 @@ pub async fn set_attendance(
     state: web::Data<AppState>,
     caller: Authenticated,
     path: web::Path<(i64, i64)>,
-    body: web::Json<SetAttendance>,
+    body: JsonObject<SetAttendance>,
 ) -> Result<web::Json<AttendanceRecord>, ApiError> {
     let SetAttendance { status, note } = body.into_inner();
     let mut errors = Vec::new();

@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 use super::password;
 use crate::db;
 use crate::error::{ApiError, Problem};
+use crate::rejections::JsonObject;
 use crate::state::AppState;
 use crate::users::model::User;
 use crate::users::queries;
@@ -66,7 +67,7 @@ enum Outcome {
 #[post("/auth/login")]
 pub async fn login(
     state: web::Data<AppState>,
-    body: web::Json<LoginRequest>,
+    body: JsonObject<LoginRequest>,
 ) -> Result<web::Json<LoginResponse>, ApiError> {
     let LoginRequest { username, password } = body.into_inner();
     // Absurd input is a failed login like any other, but never worth hashing.

@@ -20,6 +20,7 @@ use crate::db;
 use crate::error::{ApiError, Problem};
 use crate::live::events::{self, Event};
 use crate::metrics::Attempt;
+use crate::rejections::JsonObject;
 use crate::rotating_code::Verdict;
 use crate::state::AppState;
 use client::ClientInfo;
@@ -73,7 +74,8 @@ enum Outcome {
 #[utoipa::path(
     tag = "check-in",
     request_body = CheckinRequest,
-    params(("X-Device-Id" = Option<String>, Header, description = "The SPA's stable device id (1–128 printable ASCII characters)")),
+    params(("X-Device-Id" = Option<String>, Header, pattern = "^[!-~]{1,128}$",
+        description = "The SPA's stable device id (1–128 printable ASCII characters, no spaces)")),
     responses(
         (status = 201, description = "Checked in", body = CheckinResult),
         (status = 200, description = "Already had a record for that lesson; nothing changed", body = CheckinResult),
@@ -89,7 +91,7 @@ pub async fn create_checkin(
     state: web::Data<AppState>,
     req: HttpRequest,
     student: Authenticated<StudentOnly>,
-    body: web::Json<CheckinRequest>,
+    body: JsonObject<CheckinRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let code = body.into_inner().code.trim().to_owned();
     if code.is_empty() || code.len() > 32 {

@@ -15,6 +15,7 @@ use utoipa::ToSchema;
 use crate::auth::extract::{Authenticated, TeacherOnly};
 use crate::db;
 use crate::error::{ApiError, Problem, check, parse_field};
+use crate::rejections::JsonObject;
 use crate::state::AppState;
 use crate::users::model::{UserRef, bounded_text};
 
@@ -72,7 +73,7 @@ pub struct CreateCourse {
 pub async fn create_course(
     state: web::Data<AppState>,
     teacher: Authenticated<TeacherOnly>,
-    body: web::Json<CreateCourse>,
+    body: JsonObject<CreateCourse>,
 ) -> Result<HttpResponse, ApiError> {
     let mut errors = Vec::new();
     let title = parse_field(&mut errors, "title", Some(body.title.trim()), |t| {

@@ -11,6 +11,7 @@ use super::{access, queries};
 use crate::auth::extract::Authenticated;
 use crate::db;
 use crate::error::{ApiError, FieldError, Problem, check};
+use crate::rejections::JsonObject;
 use crate::state::AppState;
 use crate::users::model::{Role, User};
 
@@ -85,7 +86,7 @@ pub async fn enroll_students(
     state: web::Data<AppState>,
     caller: Authenticated,
     path: web::Path<i64>,
-    body: web::Json<EnrollStudents>,
+    body: JsonObject<EnrollStudents>,
 ) -> Result<web::Json<EnrollResult>, ApiError> {
     let EnrollStudents { usernames, student_numbers } = body.into_inner();
     let (usernames, numbers) = (usernames.unwrap_or_default(), student_numbers.unwrap_or_default());

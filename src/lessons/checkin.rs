@@ -14,6 +14,7 @@ use crate::courses::access;
 use crate::db;
 use crate::error::{ApiError, FieldError, Problem, check};
 use crate::live::events::{self, Event};
+use crate::rejections::JsonObject;
 use crate::rotating_code::Frame;
 use crate::state::AppState;
 
@@ -88,7 +89,7 @@ pub async fn open_checkin(
     state: web::Data<AppState>,
     caller: Authenticated,
     path: web::Path<i64>,
-    body: web::Json<OpenCheckin>,
+    body: JsonObject<OpenCheckin>,
 ) -> Result<web::Json<CheckinState>, ApiError> {
     let settings = body.parse()?;
     let mut secret = [0u8; 32];

@@ -15,6 +15,7 @@ use crate::auth::extract::Authenticated;
 use crate::courses::access::{self, Relation};
 use crate::db;
 use crate::error::{ApiError, Problem, check, parse_field};
+use crate::rejections::JsonObject;
 use crate::state::AppState;
 use crate::users::model::bounded_text;
 use queries::LessonRow;
@@ -93,8 +94,16 @@ pub struct CreateLesson {
         pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
     )]
     pub title: String,
-    /// When the lesson starts (RFC 3339).
+    /// When the lesson starts (RFC 3339). Leave it out for a lesson without a start time.
+    #[serde(default, deserialize_with = "some_datetime")]
+    #[schema(value_type = String, format = DateTime, example = "2026-09-07T09:00:00Z")]
     pub starts_at: Option<DateTime<Utc>>,
+}
+
+/// Reads a present `starts_at`; `null` is refused like any other non-timestamp, since the
+/// document offers leaving the field out, not `null`.
+fn some_datetime<'de, D: serde::Deserializer<'de>>(input: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+    DateTime::<Utc>::deserialize(input).map(Some)
 }
 
 /// Create a lesson (the course's teacher).
@@ -115,7 +124,7 @@ pub async fn create_lesson(
     state: web::Data<AppState>,
     caller: Authenticated,
     path: web::Path<i64>,
-    body: web::Json<CreateLesson>,
+    body: JsonObject<CreateLesson>,
 ) -> Result<HttpResponse, ApiError> {
     let CreateLesson { title, starts_at } = body.into_inner();
     let mut errors = Vec::new();

@@ -13,6 +13,7 @@ use crate::auth::extract::Authenticated;
 use crate::courses::access;
 use crate::db;
 use crate::error::{ApiError, Problem};
+use crate::rejections::JsonObject;
 use crate::schema::ws_tickets;
 use crate::state::AppState;
 use crate::users::model::User;
@@ -55,7 +56,7 @@ pub struct Ticket {
 pub async fn create_ws_ticket(
     state: web::Data<AppState>,
     caller: Authenticated,
-    body: web::Json<CreateTicket>,
+    body: JsonObject<CreateTicket>,
 ) -> Result<HttpResponse, ApiError> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes)

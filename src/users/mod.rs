@@ -11,6 +11,7 @@ use crate::auth::extract::{AdminOnly, Authenticated};
 use crate::auth::password;
 use crate::db::{self, Page};
 use crate::error::{ApiError, FieldError, Problem, check, parse_field};
+use crate::rejections::JsonObject;
 use crate::state::AppState;
 use model::{Password, RealName, Role, StudentNumber, User, Username};
 use queries::{NewUser, Taken};
@@ -69,7 +70,7 @@ pub struct UpdateMe {
 pub async fn update_me(
     state: web::Data<AppState>,
     caller: Authenticated,
-    body: web::Json<UpdateMe>,
+    body: JsonObject<UpdateMe>,
 ) -> Result<web::Json<User>, ApiError> {
     let UpdateMe { real_name, student_number } = body.into_inner();
     if student_number.is_some() && caller.role != Role::Student {
@@ -139,7 +140,7 @@ pub struct CreateUser {
 pub async fn create_user(
     state: web::Data<AppState>,
     _admin: Authenticated<AdminOnly>,
-    body: web::Json<CreateUser>,
+    body: JsonObject<CreateUser>,
 ) -> Result<HttpResponse, ApiError> {
     let input = body.into_inner();
     let user = create(&state.pool, input, state.clock.now()).await?;

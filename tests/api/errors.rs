@@ -71,3 +71,43 @@ async fn a_wrong_method_is_a_405_problem_that_lists_the_allowed_ones() {
     let login = app.send(reqwest::Method::GET, "/api/v1/auth/login", None, None).await;
     login.problem(405, "method_not_allowed");
 }
+
+#[tokio::test]
+async fn a_body_must_be_a_json_object_even_when_every_field_is_optional() {
+    let app = spawn_app().await;
+    let class = app.class("arr", 1).await;
+    let student = &class.students[0].token;
+    for body in [json!([null, null]), json!(["New Name"]), json!("New Name"), json!(null)] {
+        let response =
+            app.send(reqwest::Method::PATCH, "/api/v1/me", Some(student), Some(body.clone())).await;
+        response.problem(400, "bad_request");
+    }
+    let me = app.get("/api/v1/me", student).await.ok(200).clone();
+    assert_eq!(me["real_name"], "Real arr.s000", "nothing changed: {me}");
+}
+
+#[tokio::test]
+async fn an_integer_written_with_a_zero_fraction_is_an_integer() {
+    let app = spawn_app().await;
+    let class = app.class("flt", 0).await;
+    let path = format!("/api/v1/lessons/{}/checkin/open", class.lesson_id);
+    let fraction = app.post(&path, &class.teacher, json!({"rotation_seconds": 12.5})).await;
+    fraction.problem(400, "bad_request");
+    let opened = app.post(&path, &class.teacher, json!({"rotation_seconds": 12.0, "code_length": 6.0})).await;
+    assert_eq!(opened.ok(200)["rotation_seconds"], 12);
+}
+
+#[tokio::test]
+async fn a_lesson_start_may_be_left_out_but_not_sent_as_null_or_empty() {
+    let app = spawn_app().await;
+    let class = app.class("sta", 0).await;
+    let path = format!("/api/v1/courses/{}/lessons", class.course_id);
+    for starts_at in [json!(null), json!(""), json!("tomorrow")] {
+        let response = app.post(&path, &class.teacher, json!({"title": "T", "starts_at": starts_at})).await;
+        response.problem(400, "bad_request");
+    }
+    let created = app.post(&path, &class.teacher, json!({"title": "T"})).await.ok(201).clone();
+    assert_eq!(created["starts_at"], serde_json::Value::Null);
+    let lessons = app.get(&path, &class.teacher).await.ok(200).clone();
+    assert_eq!(lessons.as_array().unwrap().len(), 2, "the class lesson and the one valid create: {lessons}");
+}

@@ -32,6 +32,12 @@ pub struct Settings {
     /// Fixed by the contract (15 s / 45 s); only tests change them.
     pub ws_ping_interval: Duration,
     pub ws_client_timeout: Duration,
+    /// Live-stream connections this instance accepts in total, and per user.
+    pub ws_max_connections: usize,
+    pub ws_max_per_user: usize,
+    /// How long a client may take to send a request's headers (slow-header clients are
+    /// dropped with 408 after it). Only tests change it.
+    pub request_header_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,7 +132,21 @@ impl Settings {
             shutdown_timeout: Duration::from_secs(parse(&var, "ROLLCALL_SHUTDOWN_TIMEOUT_SECONDS", 30)?),
             ws_ping_interval: Duration::from_secs(15),
             ws_client_timeout: Duration::from_secs(45),
+            ws_max_connections: positive(&var, "ROLLCALL_WS_MAX_CONNECTIONS", 10_000)?,
+            ws_max_per_user: positive(&var, "ROLLCALL_WS_MAX_PER_USER", 10)?,
+            request_header_timeout: Duration::from_secs(5),
         })
+    }
+}
+
+fn positive(
+    var: &impl Fn(&'static str) -> Option<String>,
+    name: &'static str,
+    default: usize,
+) -> Result<usize, ConfigError> {
+    match parse(var, name, default)? {
+        0 => Err(ConfigError { variable: name, message: "must be at least 1".into() }),
+        n => Ok(n),
     }
 }
 

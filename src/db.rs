@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use actix_web::web;
 use diesel::PgConnection;
-use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
+use diesel::RunQueryDsl;
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use crate::error::ApiError;
@@ -15,8 +16,13 @@ pub type DbConn = PooledConnection<ConnectionManager<PgConnection>>;
 
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
-/// How long a request waits for a pooled connection before answering 503.
-const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a request waits for a pooled connection before answering 503, so a request
+/// made while the database is down or the pool is exhausted is answered within 2 s.
+const CHECKOUT_TIMEOUT: Duration = Duration::from_millis(1500);
+
+/// How long one statement may run before PostgreSQL cancels it (answered 503): a stuck
+/// query must not hold a pooled connection, and the request behind it, for ever.
+pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Builds the pool without connecting: the server starts even if the database is
 /// briefly away, and `/readyz` reports it.
@@ -32,10 +38,24 @@ pub fn pool_builder(size: u32) -> diesel::r2d2::Builder<ConnectionManager<PgConn
         .connection_timeout(CHECKOUT_TIMEOUT)
         // A connection killed by a database restart is noticed here, not by a user.
         .test_on_check_out(true)
+        .connection_customizer(Box::new(SessionSettings))
+}
+
+/// Settings applied to every new pooled connection.
+#[derive(Debug)]
+pub struct SessionSettings;
+
+impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for SessionSettings {
+    fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
+        let timeout = format!("SET statement_timeout = {}", STATEMENT_TIMEOUT.as_millis());
+        diesel::sql_query(timeout).execute(conn).map(drop).map_err(diesel::r2d2::Error::QueryError)
+    }
 }
 
 /// Applies pending migrations; returns how many ran.
 pub fn migrate(conn: &mut PgConnection) -> anyhow::Result<usize> {
+    // A migration may legitimately run longer than a request's statement timeout.
+    diesel::sql_query("SET statement_timeout = 0").execute(conn)?;
     let applied =
         conn.run_pending_migrations(MIGRATIONS).map_err(|e| anyhow::anyhow!("migration failed: {e}"))?;
     Ok(applied.len())

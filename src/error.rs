@@ -71,6 +71,10 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("this route does not accept that method")]
     MethodNotAllowed,
+    #[error("you already have {limit} live connections open; close one first")]
+    TooManyConnections { limit: usize },
+    #[error("{0}; try again shortly")]
+    ServerBusy(&'static str),
     #[error("the database is unavailable; try again shortly")]
     DatabaseUnavailable,
     #[error("an unexpected error occurred")]
@@ -102,6 +106,8 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::MethodNotAllowed => "method_not_allowed",
+            Self::TooManyConnections { .. } => "too_many_connections",
+            Self::ServerBusy(_) => "server_busy",
             Self::DatabaseUnavailable => "database_unavailable",
             Self::Unexpected(_) => "internal_error",
         }
@@ -122,6 +128,8 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => "Payload too large",
             Self::UnsupportedMediaType(_) => "Unsupported media type",
             Self::MethodNotAllowed => "Method not allowed",
+            Self::TooManyConnections { .. } => "Too many connections",
+            Self::ServerBusy(_) => "Server busy",
             Self::DatabaseUnavailable => "Service unavailable",
             Self::Unexpected(_) => "Internal server error",
         }
@@ -155,8 +163,8 @@ impl ResponseError for ApiError {
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation(_) | Self::InvalidCode | Self::CodeExpired => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::TooManyAttempts { .. } | Self::TooManyConnections { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::DatabaseUnavailable | Self::ServerBusy(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -174,7 +182,7 @@ impl ResponseError for ApiError {
             Self::Unauthorized(_) | Self::InvalidCredentials => {
                 response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
             }
-            Self::DatabaseUnavailable => {
+            Self::DatabaseUnavailable | Self::ServerBusy(_) => {
                 response.insert_header((header::RETRY_AFTER, "2"));
             }
             _ => {}
@@ -192,6 +200,9 @@ impl From<diesel::result::Error> for ApiError {
             Error::NotFound => Self::NotFound("no such resource"),
             Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _)
             | Error::DatabaseError(DatabaseErrorKind::UnableToSendCommand, _) => Self::DatabaseUnavailable,
+            // The database going away mid-query, refusing connections while it restarts, or
+            // cancelling a statement that ran past `statement_timeout`: all a 503, retryable.
+            Error::DatabaseError(_, info) if is_unavailable(info.message()) => Self::DatabaseUnavailable,
             // PostgreSQL text cannot hold NUL: that is the client's input, not our bug.
             Error::DatabaseError(_, info) if info.message().contains("invalid byte sequence") => {
                 Self::BadRequest("text must not contain NUL characters".into())
@@ -199,6 +210,18 @@ impl From<diesel::result::Error> for ApiError {
             other => Self::Unexpected(anyhow::Error::new(other).context("database query failed")),
         }
     }
+}
+
+fn is_unavailable(message: &str) -> bool {
+    [
+        "canceling statement due to statement timeout",
+        "terminating connection",
+        "the database system is",
+        "server closed the connection",
+        "connection to server",
+    ]
+    .iter()
+    .any(|needle| message.contains(needle))
 }
 
 /// Rejects a body that failed validation, or passes the value through.

@@ -15,6 +15,7 @@ use crate::auth::jwt::TokenKeys;
 use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::db::DbPool;
+use crate::live::limits::ConnectionLimits;
 use crate::live::{self, Heartbeat, hub::Hub};
 use crate::metrics::{self, Metrics};
 use crate::openapi::ApiDoc;
@@ -157,6 +158,7 @@ impl Application {
                 drop_after: settings.ws_client_timeout,
                 ..Heartbeat::default()
             },
+            live_limits: ConnectionLimits::new(settings.ws_max_connections, settings.ws_max_per_user),
             metrics: Metrics::new(),
         });
         let cors_origins = settings.cors_origins.clone();
@@ -183,6 +185,8 @@ impl Application {
         })
         .listen(listener)?
         .shutdown_timeout(settings.shutdown_timeout.as_secs())
+        // A client that trickles its headers (slowloris) is answered 408 and dropped.
+        .client_request_timeout(settings.request_header_timeout)
         // Signals are handled in `run_until_stopped`, so live connections can be told first.
         .disable_signals()
         .run();

@@ -7,6 +7,7 @@ use crate::clock::SharedClock;
 use crate::db::DbPool;
 use crate::live::Heartbeat;
 use crate::live::hub::Hub;
+use crate::live::limits::ConnectionLimits;
 use crate::metrics::Metrics;
 
 pub struct AppState {
@@ -19,5 +20,7 @@ pub struct AppState {
     pub cors_origins: Vec<String>,
     pub hub: Hub,
     pub heartbeat: Heartbeat,
+    /// Caps on live-stream connections (total and per user).
+    pub live_limits: ConnectionLimits,
     pub metrics: Metrics,
 }

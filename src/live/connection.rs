@@ -10,6 +10,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, watch};
 
 use super::hub::{ConnectionGuard, Subscription};
+use super::limits::Permit;
 
 /// Connection timing; the contract's values are the defaults, tests shorten them.
 #[derive(Debug, Clone, Copy)]
@@ -45,12 +46,22 @@ pub struct Connection {
     pub heartbeat: Heartbeat,
     pub shutdown: watch::Receiver<bool>,
     pub guard: ConnectionGuard,
+    /// This connection's place under the connection caps.
+    pub permit: Permit,
 }
 
 impl Connection {
     pub async fn run(self) {
-        let Connection { mut session, mut stream, mut subscription, initial, heartbeat, mut shutdown, guard } =
-            self;
+        let Connection {
+            mut session,
+            mut stream,
+            mut subscription,
+            initial,
+            heartbeat,
+            mut shutdown,
+            guard,
+            permit,
+        } = self;
         let mut live = Live { session: &mut session, stream: &mut stream, heartbeat };
         let reason = live.serve(initial, &mut subscription.messages, &mut shutdown).await;
         if let Some(reason) = reason {
@@ -59,6 +70,7 @@ impl Connection {
         }
         drop(subscription);
         drop(guard);
+        drop(permit);
     }
 }
 

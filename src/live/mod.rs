@@ -4,6 +4,7 @@
 mod connection;
 pub mod events;
 pub mod hub;
+pub mod limits;
 pub mod messages;
 pub mod tickets;
 
@@ -53,6 +54,8 @@ pub struct LiveAuth {
         (status = 401, description = "Missing or invalid token or ticket (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not the lesson's teacher or an admin, or an origin not allowed (`forbidden`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such lesson (`not_found`)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "The caller already has `ROLLCALL_WS_MAX_PER_USER` live connections open (`too_many_connections`)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "This instance holds `ROLLCALL_WS_MAX_CONNECTIONS` live connections (`server_busy`), or the database is unavailable (`database_unavailable`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[get("/lessons/{lesson_id}/checkin/live")]
@@ -88,6 +91,8 @@ pub async fn live_checkin(
             return Err(ApiError::Unauthorized("send `?ticket=` or `Authorization: Bearer <token>`"));
         }
     };
+    // Counted from here: a refused upgrade costs one permit check, not a socket.
+    let permit = state.live_limits.acquire(user.id)?;
     let check_user = user.clone();
     let course_id = db::run(&state.pool, move |conn| {
         Ok(access::check_lesson(conn, lesson_id, &check_user, access::STAFF)?.0)
@@ -112,6 +117,7 @@ pub async fn live_checkin(
         heartbeat: state.heartbeat,
         shutdown: state.hub.shutdown_signal(),
         guard: state.hub.connection_opened(),
+        permit,
     };
     actix_web::rt::spawn(connection.run());
     Ok(response)

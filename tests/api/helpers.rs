@@ -29,7 +29,7 @@ pub struct TestApp {
     pub hub: rollcall::live::hub::Hub,
     pub stopper: rollcall::startup::Stopper,
     // Dropped last: the database outlives the server's connections to it.
-    _database: TestDatabase,
+    database: TestDatabase,
 }
 
 pub struct Response {
@@ -106,14 +106,27 @@ async fn spawn_with(settings: Settings, database: TestDatabase, pool: DbPool) ->
         admin_token: String::new(),
         hub,
         stopper,
-        _database: database,
+        database,
     };
     let (_, token) = test_app.create_user_directly("admin", Role::Admin).await;
     test_app.admin_token = token;
+    // The event listener resyncs every live lesson when it connects; waiting for it here
+    // keeps that resync from landing in the middle of a test's expected messages.
+    for _ in 0..500 {
+        if test_app.hub.listener_up() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     test_app
 }
 
 impl TestApp {
+    /// The URL of this test's own database, for sessions outside the server.
+    pub fn database_url(&self) -> &str {
+        &self.database.url
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }

@@ -11,6 +11,7 @@ mod errors;
 mod health;
 mod helpers;
 mod lessons;
+mod limits;
 mod live;
 mod openapi;
 mod operations;

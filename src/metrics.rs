@@ -131,6 +131,11 @@ impl Default for Metrics {
 }
 
 /// Prometheus metrics, in the text exposition format.
+///
+/// No token needed; meant for a Prometheus scraper, not the SPA. Covers HTTP requests by
+/// method, route pattern and status with their latency, check-in attempts by result, open
+/// live WebSocket connections, lessons with live subscribers, and database pool use. Counts
+/// are per server instance.
 #[utoipa::path(
     tag = "operations",
     security(()),

@@ -42,6 +42,9 @@ pub struct AttendanceRecord {
     pub checked_in_at: Option<DateTime<Utc>>,
     /// How the current status was set: `code` (the student checked in) or `manual` (the
     /// teacher); `null` without a record.
+    // Inline, so that this description sits on the property itself and not only inside
+    // the `oneOf` next to `null`.
+    #[schema(inline)]
     pub method: Option<Method>,
     /// The teacher's note.
     pub note: Option<String>,
@@ -55,10 +58,17 @@ pub struct AttendanceRecord {
 /// Counts over the currently enrolled students.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Summary {
+    /// Students enrolled in the course now. Before check-in is first opened they are all
+    /// `not_started`, which has no count of its own.
     pub enrolled: i64,
+    /// Students whose status is `present`.
     pub present: i64,
+    /// Students whose status is `late`.
     pub late: i64,
+    /// Students whose status is `excused`.
     pub excused: i64,
+    /// Students whose status is `absent`: check-in closed without a record, or marked
+    /// absent by the teacher.
     pub absent: i64,
     /// Check-in is open and they have not checked in yet.
     pub pending: i64,
@@ -78,6 +88,8 @@ impl Summary {
     }
 }
 
+/// A lesson's results for its teacher: the lesson, counts by status, and one record per
+/// student.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct LessonAttendance {
     pub lesson: Lesson,
@@ -193,6 +205,7 @@ pub fn rfc3339(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
+/// A teacher's change to one student's status for a lesson.
 #[derive(Deserialize, ToSchema)]
 pub struct SetAttendance {
     pub status: RecordStatus,
@@ -208,7 +221,7 @@ pub struct SetAttendance {
 #[utoipa::path(
     tag = "attendance",
     params(("lesson_id" = i64, Path, description = "Lesson id"), ("student_id" = i64, Path, description = "The student's user id")),
-    request_body = SetAttendance,
+    request_body(content = SetAttendance, example = json!({"status": "excused", "note": "doctor's note"})),
     responses(
         (status = 200, description = "The updated record", body = AttendanceRecord),
         (status = 400, description = "Malformed body or unknown status (`bad_request`)", body = Problem, content_type = "application/problem+json"),

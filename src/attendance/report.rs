@@ -21,12 +21,18 @@ use crate::schema::{attendance, lessons as lessons_table};
 use crate::state::AppState;
 use crate::users::model::UserRef;
 
+/// One enrolled student's totals over the course's lessons whose check-in has been opened.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct CourseAttendanceRow {
     pub student: UserRef,
+    /// Lessons where the student is `present`.
     pub present: i64,
+    /// Lessons where the student is `late`.
     pub late: i64,
+    /// Lessons where the student is `excused`.
     pub excused: i64,
+    /// Lessons where the student is `absent` (check-in closed without a record, or marked
+    /// absent).
     pub absent: i64,
     /// (present + late) / lessons counted, in 0..=1 (0 when no lesson counts yet).
     #[schema(example = 0.75)]

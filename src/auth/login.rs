@@ -19,14 +19,18 @@ use crate::users::queries;
 const MAX_FAILURES: i64 = 10;
 const WINDOW: Duration = Duration::minutes(5);
 
+/// A username and password to log in with.
 #[derive(Deserialize, ToSchema)]
 pub struct LoginRequest {
+    /// The account's username, matched regardless of case.
     #[schema(example = "demo.teacher")]
     pub username: String,
+    /// The account's password.
     #[schema(example = "demo-teacher-pw")]
     pub password: String,
 }
 
+/// A fresh access token and the user it belongs to.
 #[derive(Serialize, ToSchema)]
 pub struct LoginResponse {
     /// A JWT to send as `Authorization: Bearer <access_token>`.
@@ -54,7 +58,7 @@ enum Outcome {
 #[utoipa::path(
     tag = "auth",
     security(()),
-    request_body = LoginRequest,
+    request_body(content = LoginRequest, example = json!({"username": "demo.teacher", "password": "demo-teacher-pw"})),
     responses(
         (status = 200, description = "Logged in", body = LoginResponse),
         (status = 400, description = "Malformed body (`bad_request`)", body = Problem, content_type = "application/problem+json"),

@@ -17,9 +17,12 @@ use crate::lessons::{self, Lesson};
 use crate::schema::{attendance, courses, enrollments, lessons as lessons_table};
 use crate::state::AppState;
 
+/// A course, by id and title.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CourseRef {
+    /// The course's id.
     pub id: i64,
+    /// The course's title.
     pub title: String,
 }
 
@@ -29,6 +32,8 @@ pub struct MyAttendance {
     pub lesson: Lesson,
     pub course: CourseRef,
     pub status: Status,
+    /// When I checked in with a code (RFC 3339, UTC); `null` if I did not, even when the
+    /// teacher has set my status.
     pub checked_in_at: Option<DateTime<Utc>>,
 }
 

@@ -29,6 +29,7 @@ use client::ClientInfo;
 const MAX_FAILURES: i64 = 10;
 const WINDOW: Duration = Duration::seconds(60);
 
+/// A student's check-in: the code alone says which lesson.
 #[derive(Deserialize, ToSchema)]
 pub struct CheckinRequest {
     /// The code shown on the teacher's screen.
@@ -44,13 +45,19 @@ pub struct CheckinRequest {
 /// A student's record for the lesson the code belonged to.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CheckinResult {
+    /// The id of the lesson the code belonged to.
     pub lesson_id: i64,
+    /// That lesson's title.
     pub lesson_title: String,
+    /// The id of the lesson's course.
     pub course_id: i64,
+    /// That course's title.
     pub course_title: String,
     /// `present` or `late` for a new check-in; a repeat returns the stored record as it is
     /// (which may be a teacher's `excused`, say).
     pub status: Status,
+    /// When the student checked in with a code (RFC 3339, UTC); `null` only for a repeat
+    /// that finds a record the teacher set without a check-in.
     pub checked_in_at: Option<DateTime<Utc>>,
 }
 
@@ -73,7 +80,7 @@ enum Outcome {
 /// within 60 seconds, every attempt (right or wrong) answers 429 until `Retry-After`.
 #[utoipa::path(
     tag = "check-in",
-    request_body = CheckinRequest,
+    request_body(content = CheckinRequest, example = json!({"code": "042917"})),
     params(("X-Device-Id" = Option<String>, Header, pattern = "^[!-~]{1,128}$",
         description = "The SPA's stable device id (1–128 printable ASCII characters, no spaces)")),
     responses(

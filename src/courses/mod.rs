@@ -22,8 +22,10 @@ use crate::users::model::{UserRef, bounded_text};
 /// A course, taught by one teacher.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Course {
+    /// The course's id.
     #[schema(example = 3)]
     pub id: i64,
+    /// The course's title.
     #[schema(example = "Introduction to Computing")]
     pub title: String,
     /// An optional short code, e.g. from the timetable.
@@ -33,9 +35,11 @@ pub struct Course {
     /// How many students are enrolled.
     #[schema(example = 30)]
     pub student_count: i64,
+    /// When the course was created (RFC 3339, UTC).
     pub created_at: DateTime<Utc>,
 }
 
+/// A new course; the caller becomes its teacher.
 #[derive(Deserialize, ToSchema)]
 pub struct CreateCourse {
     /// 1–200 characters.
@@ -61,7 +65,7 @@ pub struct CreateCourse {
 /// The caller becomes its teacher.
 #[utoipa::path(
     tag = "courses",
-    request_body = CreateCourse,
+    request_body(content = CreateCourse, example = json!({"title": "Introduction to Computing", "code": "CS101"})),
     responses(
         (status = 201, description = "Created", body = Course),
         (status = 400, description = "Malformed body (`bad_request`)", body = Problem, content_type = "application/problem+json"),

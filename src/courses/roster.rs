@@ -45,6 +45,7 @@ pub async fn list_students(
     Ok(web::Json(roster))
 }
 
+/// Students to enrol, by username, by student number, or both; at least one name in all.
 #[derive(Deserialize, ToSchema)]
 pub struct EnrollStudents {
     /// Usernames to enrol (case-insensitive), at most 1000.
@@ -55,6 +56,7 @@ pub struct EnrollStudents {
     pub student_numbers: Option<Vec<String>>,
 }
 
+/// What an enrolment request did with each name.
 #[derive(Serialize, ToSchema)]
 pub struct EnrollResult {
     /// Students enrolled by this request.
@@ -72,7 +74,7 @@ pub struct EnrollResult {
 #[utoipa::path(
     tag = "courses",
     params(("course_id" = i64, Path, description = "Course id")),
-    request_body = EnrollStudents,
+    request_body(content = EnrollStudents, example = json!({"usernames": ["ada.l", "alan.t"], "student_numbers": ["s1001"]})),
     responses(
         (status = 200, description = "What happened to each name", body = EnrollResult),
         (status = 400, description = "Malformed body (`bad_request`)", body = Problem, content_type = "application/problem+json"),

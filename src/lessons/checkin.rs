@@ -74,7 +74,11 @@ impl OpenCheckin {
 #[utoipa::path(
     tag = "check-in",
     params(("lesson_id" = i64, Path, description = "Lesson id")),
-    request_body(content = OpenCheckin, description = "Settings; every field is optional"),
+    request_body(
+        content = OpenCheckin,
+        description = "Settings; every field is optional",
+        example = json!({"rotation_seconds": 10, "code_length": 6, "duration_seconds": 600, "late_after_seconds": 300})
+    ),
     responses(
         (status = 200, description = "Check-in is open", body = CheckinState),
         (status = 400, description = "Malformed body (`bad_request`)", body = Problem, content_type = "application/problem+json"),
@@ -137,6 +141,11 @@ fn open(
 }
 
 /// Close check-in (the lesson's teacher).
+///
+/// Ends the open window now: its codes stop working at once, students without a record
+/// become `absent`, and records already taken stay. If check-in is not open (including when
+/// it already closed itself at `closes_at`) the answer is 409 `checkin_not_open`. It can be
+/// opened again later.
 #[utoipa::path(
     tag = "check-in",
     params(("lesson_id" = i64, Path, description = "Lesson id")),
@@ -176,6 +185,7 @@ fn not_open() -> ApiError {
 /// The code shown on the teacher's screen.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct CodeFrame {
+    /// The lesson whose check-in this code is for.
     pub lesson_id: i64,
     /// The current code: `code_length` decimal digits.
     #[schema(example = "042917")]
@@ -186,6 +196,7 @@ pub struct CodeFrame {
     pub expires_at: DateTime<Utc>,
     /// The server's clock when this frame was made, to correct a client's clock skew.
     pub server_time: DateTime<Utc>,
+    /// Seconds each code is shown.
     #[schema(example = 10)]
     pub rotation_seconds: i32,
 }

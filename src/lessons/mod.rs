@@ -24,16 +24,22 @@ use window::CheckinState;
 /// A lesson and where its check-in stands.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Lesson {
+    /// The lesson's id.
     #[schema(example = 12)]
     pub id: i64,
+    /// The id of the course it belongs to.
     #[schema(example = 3)]
     pub course_id: i64,
+    /// The lesson's title.
     #[schema(example = "Week 1: Welcome")]
     pub title: String,
+    /// When the lesson starts (RFC 3339, UTC); `null` for a lesson without a start time.
     pub starts_at: Option<DateTime<Utc>>,
     pub checkin: CheckinState,
-    /// Only for students: their own status for this lesson.
+    /// Only for students: their own status for this lesson. Left out (never `null`) where
+    /// it does not apply.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub my_status: Option<Status>,
 }
 
@@ -84,6 +90,7 @@ fn student_view(relation: Relation, user_id: i64) -> Option<i64> {
     (relation == Relation::Student).then_some(user_id)
 }
 
+/// A new lesson of the course.
 #[derive(Deserialize, ToSchema)]
 pub struct CreateLesson {
     /// 1–200 characters.
@@ -107,10 +114,14 @@ fn some_datetime<'de, D: serde::Deserializer<'de>>(input: D) -> Result<Option<Da
 }
 
 /// Create a lesson (the course's teacher).
+///
+/// Only the course's teacher may add lessons (admins get 403). Leave `starts_at` out for a
+/// lesson without a start time; `null` is refused. Answers the new lesson, whose check-in is
+/// `not_started` until the teacher opens it.
 #[utoipa::path(
     tag = "lessons",
     params(("course_id" = i64, Path, description = "Course id")),
-    request_body = CreateLesson,
+    request_body(content = CreateLesson, example = json!({"title": "Week 1: Welcome", "starts_at": "2026-09-07T09:00:00Z"})),
     responses(
         (status = 201, description = "Created", body = Lesson),
         (status = 400, description = "Malformed body, e.g. a bad timestamp (`bad_request`)", body = Problem, content_type = "application/problem+json"),

@@ -51,6 +51,8 @@ impl Window {
     }
 }
 
+/// Where check-in stands: `not_started` (never opened), `open` (codes are accepted), or
+/// `closed` (the latest window ended, closed by the teacher or by itself).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
@@ -64,15 +66,20 @@ pub enum Phase {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct CheckinState {
     pub state: Phase,
+    /// When the latest window opened (RFC 3339, UTC); `null` before check-in was ever opened.
     pub opened_at: Option<DateTime<Utc>>,
     /// When the window closes (or closed) by itself: `opened_at + duration_seconds`.
     pub closes_at: Option<DateTime<Utc>>,
     /// When the window actually closed: the teacher's close, or `closes_at`.
     pub closed_at: Option<DateTime<Utc>>,
+    /// Seconds each code is shown.
     #[schema(example = 10)]
     pub rotation_seconds: Option<i32>,
+    /// Digits per code.
     #[schema(example = 6)]
     pub code_length: Option<i32>,
+    /// Check-ins more than this many seconds after `opened_at` count as `late`; `null` means
+    /// nobody counts as late (or check-in was never opened).
     pub late_after_seconds: Option<i32>,
 }
 

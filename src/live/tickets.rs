@@ -21,12 +21,14 @@ use crate::users::queries as users;
 
 pub const TICKET_LIFETIME_SECS: i64 = 30;
 
+/// Which lesson's live stream the ticket is for.
 #[derive(Deserialize, ToSchema)]
 pub struct CreateTicket {
     /// The lesson whose live stream the ticket opens.
     pub lesson_id: i64,
 }
 
+/// A single-use ticket that opens one lesson's live stream.
 #[derive(Serialize, ToSchema)]
 pub struct Ticket {
     /// Pass as `?ticket=` on `GET /api/v1/lessons/{lesson_id}/checkin/live`. Single use.
@@ -43,7 +45,7 @@ pub struct Ticket {
 /// once, for 30 seconds, for this user and this lesson, on any server instance.
 #[utoipa::path(
     tag = "live",
-    request_body = CreateTicket,
+    request_body(content = CreateTicket, example = json!({"lesson_id": 12})),
     responses(
         (status = 201, description = "A fresh ticket", body = Ticket),
         (status = 400, description = "Malformed body (`bad_request`)", body = Problem, content_type = "application/problem+json"),

@@ -26,6 +26,9 @@ impl Taken {
 }
 
 /// Who am I.
+///
+/// Any logged-in user. Answers the caller's account as stored now, so a changed name or
+/// student number shows without logging in again.
 #[utoipa::path(
     tag = "users",
     responses(
@@ -37,6 +40,7 @@ pub async fn get_me(caller: Authenticated) -> web::Json<User> {
     web::Json(caller.user)
 }
 
+/// Changes to the caller's own profile; omitted or `null` fields stay as they are.
 #[derive(Deserialize, ToSchema)]
 pub struct UpdateMe {
     /// New display name (1–200 characters).
@@ -57,7 +61,7 @@ pub struct UpdateMe {
 /// anyone else sending one gets 403.
 #[utoipa::path(
     tag = "users",
-    request_body = UpdateMe,
+    request_body(content = UpdateMe, example = json!({"real_name": "Ada Lovelace"})),
     responses(
         (status = 200, description = "The updated caller", body = User),
         (status = 400, description = "Malformed body (`bad_request`)", body = Problem, content_type = "application/problem+json"),
@@ -97,6 +101,7 @@ pub async fn update_me(
     Ok(web::Json(updated.map_err(Taken::into_error)?))
 }
 
+/// A new account, created by an admin.
 #[derive(Deserialize, ToSchema)]
 pub struct CreateUser {
     /// 3–64 characters of `[A-Za-z0-9_.-]`; unique regardless of case.
@@ -125,9 +130,20 @@ pub struct CreateUser {
 }
 
 /// Create a user (admin).
+///
+/// Creates an account with the given role and password, and answers it (never the
+/// password). Usernames are unique regardless of case and student numbers are unique: a
+/// taken one is 409 `conflict`. Only students may have a student number; one sent for
+/// another role is 422 `validation_failed`.
 #[utoipa::path(
     tag = "users",
-    request_body = CreateUser,
+    request_body(content = CreateUser, example = json!({
+        "username": "ada.l",
+        "password": "correct horse battery",
+        "role": "student",
+        "real_name": "Ada Lovelace",
+        "student_number": "s1001"
+    })),
     responses(
         (status = 201, description = "Created", body = User),
         (status = 400, description = "Malformed body or unknown role (`bad_request`)", body = Problem, content_type = "application/problem+json"),
@@ -197,6 +213,9 @@ pub struct UserFilter {
 }
 
 /// List users (admin).
+///
+/// Every account, ordered by id, optionally only those with one `role`. Paged with `limit`
+/// (default 100, at most 1000) and `offset`; a page shorter than `limit` is the last.
 #[utoipa::path(
     tag = "users",
     params(UserFilter, Page),

@@ -21,16 +21,20 @@ text_enum! {
 #[derive(Debug, Clone, Serialize, ToSchema, Queryable, Selectable)]
 #[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
 pub struct User {
+    /// The user's id.
     #[schema(example = 7)]
     pub id: i64,
+    /// The login name, unique regardless of case.
     #[schema(example = "ada.l")]
     pub username: String,
     pub role: Role,
+    /// The person's name as shown to teachers.
     #[schema(example = "Ada Lovelace")]
     pub real_name: String,
     /// Only students have one.
     #[schema(example = "s1001")]
     pub student_number: Option<String>,
+    /// When the account was created (RFC 3339, UTC).
     pub created_at: DateTime<Utc>,
 }
 
@@ -38,9 +42,13 @@ pub struct User {
 #[derive(Debug, Clone, Serialize, ToSchema, Queryable, Selectable, PartialEq, Eq)]
 #[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
 pub struct UserRef {
+    /// The user's id.
     pub id: i64,
+    /// The login name.
     pub username: String,
+    /// The person's name as shown to teachers.
     pub real_name: String,
+    /// Only students have one.
     pub student_number: Option<String>,
 }
 

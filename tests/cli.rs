@@ -542,6 +542,13 @@ async fn json_logs_are_one_object_per_line_with_the_request_id() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
+    // The line is written after the response is sent: wait for it to be read.
+    for _ in 0..250 {
+        if server.logs.lock().unwrap().contains("request handled") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let logs = server.logs.lock().unwrap().clone();
     assert!(server.terminate().success());
     let lines: Vec<Value> = logs
@@ -586,7 +593,8 @@ async fn sigterm_lets_in_flight_requests_finish() {
         .collect();
     let waiting = || -> i64 {
         diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
-            "(SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted)",
+            "(SELECT count(DISTINCT pid) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
+              AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))",
         ))
         .get_result(&mut PgConnection::establish(&database.url).unwrap())
         .unwrap()
@@ -597,6 +605,7 @@ async fn sigterm_lets_in_flight_requests_finish() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // (Sessions, not lock rows, of this test's database only: each waiting login is one.)
     assert_eq!(waiting(), 16, "all 16 logins are in flight inside the server");
 
     let pid = Pid::from_raw(server.child.id() as i32);

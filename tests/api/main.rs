@@ -1,9 +1,11 @@
 //! Black-box tests of the HTTP API: a real server on port 0, a fresh PostgreSQL database
 //! per test, and a real HTTP client.
 
+mod abuse;
 mod asyncapi;
 mod attendance;
 mod auth;
+mod authorization;
 mod checkin_control;
 mod checkins;
 mod courses;

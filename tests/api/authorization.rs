@@ -1,0 +1,217 @@
+//! The authorization matrix: every route of the OpenAPI document, called by an anonymous
+//! client, an admin, the course's teacher, another teacher, an enrolled student and a
+//! student of another course. Refused callers get exactly the documented answer (401
+//! `unauthorized` without a token, 403 `forbidden` with one), a missing course or lesson is
+//! 404 `not_found`, and allowed callers get past authorization. A route in the document
+//! without a row here fails the test, so a new route cannot ship without deciding who may
+//! call it.
+
+use std::collections::BTreeSet;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::{Class, PASSWORD, TestApp, spawn_app};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Who {
+    Anonymous,
+    Admin,
+    Owner,
+    OtherTeacher,
+    Student,
+    OtherStudent,
+}
+
+use Who::*;
+
+const CALLERS: [Who; 6] = [Anonymous, Admin, Owner, OtherTeacher, Student, OtherStudent];
+const PUBLIC: &[Who] = &CALLERS;
+const SIGNED_IN: &[Who] = &[Admin, Owner, OtherTeacher, Student, OtherStudent];
+const ADMIN: &[Who] = &[Admin];
+const TEACHERS: &[Who] = &[Owner, OtherTeacher];
+const STUDENTS: &[Who] = &[Student, OtherStudent];
+const MEMBERS: &[Who] = &[Admin, Owner, Student];
+const STAFF: &[Who] = &[Admin, Owner];
+const OWNER: &[Who] = &[Owner];
+
+struct Row {
+    method: &'static str,
+    path: &'static str,
+    allowed: &'static [Who],
+    body: fn(&World) -> Option<Value>,
+}
+
+const fn row(
+    method: &'static str,
+    path: &'static str,
+    allowed: &'static [Who],
+    body: fn(&World) -> Option<Value>,
+) -> Row {
+    Row { method, path, allowed, body }
+}
+
+fn none(_: &World) -> Option<Value> {
+    None
+}
+
+const MATRIX: &[Row] = &[
+    row("POST", "/api/v1/auth/login", PUBLIC, |w| {
+        Some(json!({"username": format!("{}.teacher", w.name), "password": PASSWORD}))
+    }),
+    row("GET", "/api/v1/me", SIGNED_IN, none),
+    row("PATCH", "/api/v1/me", SIGNED_IN, |_| Some(json!({"real_name": "Renamed"}))),
+    row("GET", "/api/v1/me/attendance", STUDENTS, none),
+    row("GET", "/api/v1/users", ADMIN, none),
+    row("POST", "/api/v1/users", ADMIN, |w| {
+        Some(
+            json!({"username": format!("{}.new", w.name), "password": "long enough pw", "role": "teacher", "real_name": "New"}),
+        )
+    }),
+    row("GET", "/api/v1/courses", SIGNED_IN, none),
+    row("POST", "/api/v1/courses", TEACHERS, |_| Some(json!({"title": "Another course"}))),
+    row("GET", "/api/v1/courses/{course_id}", MEMBERS, none),
+    row("GET", "/api/v1/courses/{course_id}/students", STAFF, none),
+    row("POST", "/api/v1/courses/{course_id}/students", OWNER, |w| {
+        Some(json!({"usernames": [w.outsider_name]}))
+    }),
+    row("DELETE", "/api/v1/courses/{course_id}/students/{user_id}", OWNER, none),
+    row("GET", "/api/v1/courses/{course_id}/lessons", MEMBERS, none),
+    row("POST", "/api/v1/courses/{course_id}/lessons", OWNER, |_| Some(json!({"title": "Another lesson"}))),
+    row("GET", "/api/v1/courses/{course_id}/attendance", STAFF, none),
+    row("GET", "/api/v1/lessons/{lesson_id}", MEMBERS, none),
+    row("POST", "/api/v1/lessons/{lesson_id}/checkin/open", OWNER, |_| Some(json!({}))),
+    row("POST", "/api/v1/lessons/{lesson_id}/checkin/close", OWNER, none),
+    row("GET", "/api/v1/lessons/{lesson_id}/checkin/code", OWNER, none),
+    row("GET", "/api/v1/lessons/{lesson_id}/attendance", STAFF, none),
+    row("PUT", "/api/v1/lessons/{lesson_id}/attendance/{student_id}", OWNER, |_| {
+        Some(json!({"status": "excused"}))
+    }),
+    row("POST", "/api/v1/checkins", STUDENTS, |_| Some(json!({"code": "000000"}))),
+    row("POST", "/api/v1/ws-tickets", STAFF, |w| Some(json!({"lesson_id": w.class.lesson_id}))),
+    row("GET", "/api/v1/lessons/{lesson_id}/checkin/live", STAFF, none),
+    row("GET", "/healthz", PUBLIC, none),
+    row("GET", "/readyz", PUBLIC, none),
+    row("GET", "/metrics", PUBLIC, none),
+];
+
+/// A course with a lesson and an enrolled student, and strangers to it.
+struct World {
+    name: String,
+    class: Class,
+    other: Class,
+    outsider_name: String,
+}
+
+impl World {
+    async fn new(app: &TestApp, n: usize) -> Self {
+        let name = format!("w{n}");
+        let class = app.class(&name, 1).await;
+        let other = app.class(&format!("{name}x"), 1).await;
+        Self { outsider_name: format!("{name}x.s000"), name, class, other }
+    }
+
+    fn token<'a>(&'a self, app: &'a TestApp, who: Who) -> Option<&'a str> {
+        match who {
+            Anonymous => None,
+            Admin => Some(&app.admin_token),
+            Owner => Some(&self.class.teacher),
+            OtherTeacher => Some(&self.other.teacher),
+            Student => Some(&self.class.students[0].token),
+            OtherStudent => Some(&self.other.students[0].token),
+        }
+    }
+
+    fn path(&self, pattern: &str, existing: bool) -> String {
+        let (course, lesson) =
+            if existing { (self.class.course_id, self.class.lesson_id) } else { (999_999_999, 999_999_999) };
+        let student = self.class.students[0].id.to_string();
+        pattern
+            .replace("{course_id}", &course.to_string())
+            .replace("{lesson_id}", &lesson.to_string())
+            .replace("{student_id}", &student)
+            .replace("{user_id}", &student)
+    }
+}
+
+/// The status a call gets: over HTTP, or for the live route as a WebSocket upgrade.
+async fn call(app: &TestApp, world: &World, row: &Row, who: Who, path: &str) -> (u16, Option<String>) {
+    let token = world.token(app, who);
+    if row.path.ends_with("/checkin/live") {
+        let lesson_id: i64 = path.split('/').nth(4).unwrap().parse().unwrap();
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("authorization", a.as_str())).collect();
+        return match app.connect_live(lesson_id, "", &headers).await {
+            Ok(_) => (101, None),
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                let body = response.body().as_deref().map(|b| String::from_utf8_lossy(b).into_owned());
+                let code =
+                    body.and_then(|b| serde_json::from_str::<Value>(&b).ok()).map(|v| v["code"].to_string());
+                (response.status().as_u16(), code.map(|c| c.trim_matches('"').to_owned()))
+            }
+            Err(other) => panic!("live stream: {other}"),
+        };
+    }
+    let method = Method::from_bytes(row.method.as_bytes()).unwrap();
+    let response = app.send(method, path, token, (row.body)(world)).await;
+    let code = response.body["code"].as_str().map(str::to_owned);
+    (response.status.as_u16(), code)
+}
+
+#[tokio::test]
+async fn every_route_refuses_exactly_the_callers_it_must() {
+    let doc = serde_json::to_value(rollcall::startup::document()).unwrap();
+    let documented: BTreeSet<(String, String)> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, item)| item.as_object().unwrap().keys().map(|m| (m.to_uppercase(), path.clone())))
+        .collect();
+    let rows: BTreeSet<(String, String)> =
+        MATRIX.iter().map(|r| (r.method.to_owned(), r.path.to_owned())).collect();
+    let missing: Vec<_> = documented.difference(&rows).collect();
+    let stale: Vec<_> = rows.difference(&documented).collect();
+    assert!(missing.is_empty(), "routes without a row in the authorization matrix: {missing:?}");
+    assert!(stale.is_empty(), "matrix rows for routes that do not exist: {stale:?}");
+
+    let app = spawn_app().await;
+    let mut wrong = Vec::new();
+    for (n, row) in MATRIX.iter().enumerate() {
+        // A fresh course per route: allowed calls may change it (unenrol, open check-in).
+        let world = World::new(&app, n).await;
+        let path = world.path(row.path, true);
+        // Refused callers first, so nothing they might have changed is hidden by an allowed call.
+        let (allowed, refused): (Vec<Who>, Vec<Who>) =
+            CALLERS.iter().partition(|who| row.allowed.contains(who));
+        for who in refused {
+            let expected = if who == Anonymous { (401, "unauthorized") } else { (403, "forbidden") };
+            let (status, code) = call(&app, &world, row, who, &path).await;
+            if (status, code.as_deref()) != (expected.0, Some(expected.1)) {
+                wrong.push(format!(
+                    "{} {} as {who:?}: {status} {code:?}, expected {expected:?}",
+                    row.method, row.path
+                ));
+            }
+        }
+        for &who in &allowed {
+            let (status, code) = call(&app, &world, row, who, &path).await;
+            if matches!(status, 401 | 403 | 404) || status >= 500 {
+                wrong.push(format!(
+                    "{} {} as {who:?}: {status} {code:?}, expected to be let through",
+                    row.method, row.path
+                ));
+            }
+        }
+        if row.path.contains("{course_id}") || row.path.contains("{lesson_id}") {
+            let who = allowed[0];
+            let (status, code) = call(&app, &world, row, who, &world.path(row.path, false)).await;
+            if (status, code.as_deref()) != (404, Some("not_found")) {
+                wrong.push(format!(
+                    "{} {} (missing) as {who:?}: {status} {code:?}, expected 404",
+                    row.method, row.path
+                ));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{} wrong answers:\n{}", wrong.len(), wrong.join("\n"));
+}

@@ -67,6 +67,8 @@ pub enum ApiError {
     TooManyAttempts { retry_after_secs: u64 },
     #[error("the request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    #[error("the request headers are larger than {limit} bytes in total")]
+    HeadersTooLarge { limit: usize },
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("this route does not accept that method")]
@@ -104,6 +106,7 @@ impl ApiError {
             Self::CodeExpired => "code_expired",
             Self::TooManyAttempts { .. } => "too_many_attempts",
             Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::HeadersTooLarge { .. } => "headers_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::TooManyConnections { .. } => "too_many_connections",
@@ -126,6 +129,7 @@ impl ApiError {
             Self::CodeExpired => "Code expired",
             Self::TooManyAttempts { .. } => "Too many attempts",
             Self::PayloadTooLarge { .. } => "Payload too large",
+            Self::HeadersTooLarge { .. } => "Request header fields too large",
             Self::UnsupportedMediaType(_) => "Unsupported media type",
             Self::MethodNotAllowed => "Method not allowed",
             Self::TooManyConnections { .. } => "Too many connections",
@@ -161,6 +165,7 @@ impl ResponseError for ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation(_) | Self::InvalidCode | Self::CodeExpired => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooManyAttempts { .. } | Self::TooManyConnections { .. } => StatusCode::TOO_MANY_REQUESTS,

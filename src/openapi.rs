@@ -94,6 +94,7 @@ pub fn add_common_responses(doc: &mut utoipa::openapi::OpenApi) {
             if has_body || has_params {
                 add("400", "Malformed body, path or query parameter (`bad_request`)");
             }
+            add("431", "Request headers over 16 KiB in total (`headers_too_large`)");
             if has_body {
                 add("413", "Body over 64 KiB (`payload_too_large`)");
                 add("415", "Body not sent as application/json (`unsupported_media_type`)");

@@ -4,17 +4,38 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use actix_web::dev::{Payload, ResourceDef};
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{Payload, ResourceDef, ServiceRequest, ServiceResponse};
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::http::header;
+use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
-use serde::de::DeserializeOwned;
+use serde::de::{self, DeserializeOwned, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Number, Value};
 
 use crate::error::{ApiError, FieldError};
 
 /// Largest accepted request body.
 pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// Largest accepted total of header names and values. (actix itself drops a request whose
+/// headers exceed 128 KiB before any middleware sees it.)
+pub const HEADER_LIMIT: usize = 16 * 1024;
+
+/// Middleware: answers 431 problem+json for headers over [`HEADER_LIMIT`], before any
+/// handler runs.
+pub async fn limit_headers(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let size: usize = req.headers().iter().map(|(name, value)| name.as_str().len() + value.len()).sum();
+    if size > HEADER_LIMIT {
+        let response = ApiError::HeadersTooLarge { limit: HEADER_LIMIT }.error_response();
+        return Ok(req.into_response(response).map_into_right_body());
+    }
+    next.call(req).await.map(ServiceResponse::map_into_left_body)
+}
 
 pub fn json_config() -> web::JsonConfig {
     web::JsonConfig::default().limit(BODY_LIMIT).error_handler(|err, _req| json_error(err).into())
@@ -43,11 +64,12 @@ fn json_error(err: JsonPayloadError) -> ApiError {
 
 /// A JSON request body that must be an object, read into `T`.
 ///
-/// Two gaps between serde and JSON Schema are closed here, once for every body: serde would
+/// Three gaps between serde and JSON Schema are closed here, once for every body: serde would
 /// read a struct from a JSON array (`[null, null]` as `{"real_name": null, …}`), which the
-/// documented `type: object` forbids; and JSON Schema counts `47.0` as an integer, which serde
-/// refuses for an `i64` field. Everything else (limit, content type, error shape) is actix's
-/// `Json` with [`json_config`].
+/// documented `type: object` forbids; JSON Schema counts `47.0` as an integer, which serde
+/// refuses for an `i64` field; and a key given twice (`{"a": 1, "a": 2}`) is refused rather
+/// than silently resolved. Everything else (limit, content type, nesting depth, error shape)
+/// is actix's `Json` with [`json_config`].
 #[derive(Debug)]
 pub struct JsonObject<T>(pub T);
 
@@ -70,35 +92,92 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonObject<T> {
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let body = web::Json::<Value>::from_request(req, payload);
+        let body = web::Json::<Strict>::from_request(req, payload);
         Box::pin(async move {
-            let value = body.await?.into_inner();
+            let Strict(value) = body.await?.into_inner();
             Ok(JsonObject(from_object(value)?))
         })
     }
 }
 
 fn from_object<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
-    let Value::Object(object) = value else {
+    if !value.is_object() {
         return Err(ApiError::BadRequest("the request body must be a JSON object".into()));
-    };
-    serde_json::from_value(Value::Object(integral_numbers(object))).map_err(|err| deserialize_error(&err))
+    }
+    serde_json::from_value(value).map_err(|err| deserialize_error(&err))
 }
 
-/// Rewrites numbers with a zero fraction (`47.0`) as integers, at any depth.
-fn integral_numbers(object: Map<String, Value>) -> Map<String, Value> {
-    fn walk(value: Value) -> Value {
-        match value {
-            Value::Number(n) if n.is_f64() => match n.as_f64() {
-                Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Value::Number(Number::from(f as i64)),
-                _ => Value::Number(n),
-            },
-            Value::Array(items) => Value::Array(items.into_iter().map(walk).collect()),
-            Value::Object(object) => Value::Object(integral_numbers(object)),
-            other => other,
+/// A JSON value read strictly: a repeated object key is an error, and a number with a zero
+/// fraction (`47.0`) becomes an integer.
+struct Strict(Value);
+
+impl<'de> Deserialize<'de> for Strict {
+    fn deserialize<D: Deserializer<'de>>(input: D) -> Result<Self, D::Error> {
+        input.deserialize_any(StrictVisitor).map(Strict)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        // Below 2^53 every integral f64 is exactly an integer.
+        if v.fract() == 0.0 && v.abs() < 9.0e15 {
+            Ok(Value::from(v as i64))
+        } else {
+            Ok(Number::from_f64(v).map_or(Value::Null, Value::Number))
         }
     }
-    object.into_iter().map(|(key, value)| (key, walk(value))).collect()
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(Strict(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if object.contains_key(&key) {
+                return Err(de::Error::custom(format_args!("duplicate field `{key}`")));
+            }
+            let Strict(value) = map.next_value()?;
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
+    }
 }
 
 /// A missing field is a broken rule (422); anything else serde rejects (bad syntax,
@@ -171,6 +250,18 @@ mod tests {
         tags: Option<Vec<i64>>,
     }
 
+    fn from_text<T: DeserializeOwned>(text: &str) -> Result<T, ApiError> {
+        let Strict(value) = serde_json::from_str(text).map_err(|err| deserialize_error(&err))?;
+        from_object(value)
+    }
+
+    #[test]
+    fn a_repeated_key_is_refused_at_any_depth() {
+        assert!(matches!(from_text::<Body>(r#"{"n": 1, "n": 2}"#), Err(ApiError::BadRequest(_))));
+        assert!(from_text::<Value>(r#"{"a": {"b": 1, "b": 1}}"#).is_err());
+        assert_eq!(from_text::<Body>(r#"{"n": 1}"#).unwrap(), Body { n: Some(1), tags: None });
+    }
+
     #[test]
     fn bodies_must_be_objects() {
         let err = from_object::<Body>(serde_json::json!([null, null])).unwrap_err();
@@ -181,10 +272,10 @@ mod tests {
 
     #[test]
     fn integral_floats_are_integers_and_fractions_are_not() {
-        let body: Body = from_object(serde_json::json!({"n": 47.0, "tags": [1.0, -2.0]})).unwrap();
+        let body: Body = from_text(r#"{"n": 47.0, "tags": [1.0, -2.0]}"#).unwrap();
         assert_eq!(body, Body { n: Some(47), tags: Some(vec![1, -2]) });
-        assert!(matches!(from_object::<Body>(serde_json::json!({"n": 47.5})), Err(ApiError::BadRequest(_))));
-        assert!(from_object::<Body>(serde_json::json!({"n": 1.0e300})).is_err());
+        assert!(matches!(from_text::<Body>(r#"{"n": 47.5}"#), Err(ApiError::BadRequest(_))));
+        assert!(from_text::<Body>(r#"{"n": 1.0e300}"#).is_err());
     }
 
     #[test]

@@ -180,6 +180,7 @@ impl Application {
                     }),
                 )
                 .default_service(web::to(rejections::fallback))
+                .wrap(from_fn(rejections::limit_headers))
                 .wrap(cors(&cors_origins))
                 .wrap(from_fn(telemetry::request_log))
         })

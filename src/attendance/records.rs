@@ -61,11 +61,20 @@ pub fn find(conn: &mut PgConnection, lesson_id: i64, student_id: i64) -> QueryRe
 /// Every student the lesson's results list: the course's current roster plus anyone
 /// with a record for the lesson, each with their record (if any), ordered by student
 /// number then username.
+///
+/// The ids come first, from the two indexed tables, so the cost follows the class size
+/// and not the number of users in the system (filtering `users` by "enrolled or has a
+/// record" scanned every user: 0.4 s per dashboard with 20,000 students).
 pub fn roster_with_records(
     conn: &mut PgConnection,
     course_id: i64,
     lesson_id: i64,
 ) -> QueryResult<Vec<(UserRef, bool, Option<RecordRow>)>> {
+    let ids: Vec<i64> = enrollments::table
+        .filter(enrollments::course_id.eq(course_id))
+        .select(enrollments::student_id)
+        .union(attendance::table.filter(attendance::lesson_id.eq(lesson_id)).select(attendance::student_id))
+        .load(conn)?;
     let enrolled = diesel::dsl::exists(
         enrollments::table
             .filter(enrollments::course_id.eq(course_id))
@@ -76,7 +85,7 @@ pub fn roster_with_records(
             attendance::table
                 .on(attendance::student_id.eq(users::id).and(attendance::lesson_id.eq(lesson_id))),
         )
-        .filter(enrolled.or(attendance::lesson_id.is_not_null()))
+        .filter(users::id.eq_any(ids))
         .select((UserRef::as_select(), enrolled, Option::<RecordRow>::as_select()))
         .order((users::student_number.asc().nulls_last(), users::username.asc()))
         .load(conn)

@@ -1,0 +1,203 @@
+//! WebSocket fan-out: 10,000 dashboard connections (`BENCH_CONNECTIONS`) spread over 1,000
+//! open lessons (10 per lesson, one teacher per lesson), a new code every 5 s. Reports the
+//! server's resident memory per connection, how late code frames arrive after each step
+//! boundary (over every connection and `BENCH_STEPS` steps), and how long a check-in takes
+//! from the server to the dashboards while check-ins run at a steady rate.
+//!
+//! Run: `cargo bench --bench live`.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use support::{CpuSplit, Database, Server, machine, open_all, raise_fd_limit, seed, summary};
+
+const LESSONS: i64 = 1000;
+const STUDENTS_PER_LESSON: i64 = 20;
+const ROTATION: u32 = 5;
+
+#[derive(Default)]
+struct Observed {
+    /// Receive time minus the step boundary (`valid_from`), per code frame.
+    code_delays: Mutex<Vec<Duration>>,
+    /// Of that, the part after the server made the frame (`server_time`): transport and us.
+    code_transit: Mutex<Vec<Duration>>,
+    /// Receive time minus the check-in's `checked_in_at`, per dashboard that got it.
+    checkin_delays: Mutex<Vec<Duration>>,
+    /// The latest code seen for each lesson, for the check-in driver.
+    codes: Mutex<HashMap<i64, String>>,
+    measuring: AtomicBool,
+    connected: AtomicUsize,
+    closed: AtomicUsize,
+}
+
+fn since(then: &Value, now: DateTime<Utc>) -> Option<Duration> {
+    let then: DateTime<Utc> = then.as_str()?.parse().ok()?;
+    (now - then).to_std().ok()
+}
+
+fn main() {
+    let connections: usize =
+        std::env::var("BENCH_CONNECTIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
+    let steps: u64 = std::env::var("BENCH_STEPS").ok().and_then(|v| v.parse().ok()).unwrap_or(4);
+    let fd_limit = raise_fd_limit();
+    println!("live benchmark on {} ({connections} connections, open-file limit {fd_limit})", machine());
+    let database = Database::start("live");
+    let world = seed(&database, LESSONS, STUDENTS_PER_LESSON);
+    let server = Server::start(
+        &database,
+        &[("ROLLCALL_WS_MAX_CONNECTIONS", "20000"), ("ROLLCALL_DB_POOL_SIZE", "32")],
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    runtime.block_on(async move {
+        let client = reqwest::Client::new();
+        let codes = open_all(&client, &server.base, &world, ROTATION).await;
+        let observed = Arc::new(Observed::default());
+        observed.codes.lock().unwrap().extend(world.lessons.iter().copied().zip(codes));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let rss_before = server.rss_kib();
+        database.top_statements(0);
+
+        // Connect, 200 handshakes at a time.
+        let started = Instant::now();
+        let connect_cpu = CpuSplit::start(server.child.id());
+        let gate = Arc::new(tokio::sync::Semaphore::new(200));
+        let ws_base = server.base.replace("http://", "ws://");
+        for n in 0..connections {
+            let lesson = n % world.lessons.len();
+            let (url, token) = (
+                format!("{ws_base}/api/v1/lessons/{}/checkin/live", world.lessons[lesson]),
+                world.teachers[lesson].clone(),
+            );
+            let (observed, permit) = (observed.clone(), gate.clone().acquire_owned().await.unwrap());
+            tokio::spawn(async move {
+                let mut request = url.into_client_request().unwrap();
+                request.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+                let Ok((mut socket, _)) = tokio_tungstenite::connect_async(request).await else {
+                    observed.closed.fetch_add(1, Ordering::SeqCst);
+                    return;
+                };
+                drop(permit);
+                observed.connected.fetch_add(1, Ordering::SeqCst);
+                while let Some(Ok(message)) = socket.next().await {
+                    let Message::Text(text) = message else { continue };
+                    let now = Utc::now();
+                    let Ok(message) = serde_json::from_str::<Value>(&text) else { continue };
+                    match message["type"].as_str() {
+                        Some("code") => {
+                            if let Some(code) = message["code"].as_str() {
+                                let lesson = message["lesson_id"].as_i64().unwrap_or(0);
+                                observed.codes.lock().unwrap().insert(lesson, code.to_owned());
+                            }
+                            if observed.measuring.load(Ordering::SeqCst) {
+                                if let Some(delay) = since(&message["valid_from"], now) {
+                                    observed.code_delays.lock().unwrap().push(delay);
+                                }
+                                if let Some(transit) = since(&message["server_time"], now) {
+                                    observed.code_transit.lock().unwrap().push(transit);
+                                }
+                            }
+                        }
+                        Some("checkin") if observed.measuring.load(Ordering::SeqCst) => {
+                            if let Some(delay) = since(&message["record"]["checked_in_at"], now) {
+                                observed.checkin_delays.lock().unwrap().push(delay);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                observed.closed.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+        while observed.connected.load(Ordering::SeqCst) + observed.closed.load(Ordering::SeqCst) < connections {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let connect_time = started.elapsed();
+        println!("while connecting: {}", connect_cpu.report());
+        let connected = observed.connected.load(Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let rss_after = server.rss_kib();
+        println!("PostgreSQL time by statement while connecting:\n{}", database.top_statements(6));
+        println!(
+            "connected {connected} of {connections} in {:.1} s; server RSS {} MiB -> {} MiB: {:.1} KiB per connection",
+            connect_time.as_secs_f64(),
+            rss_before / 1024,
+            rss_after / 1024,
+            (rss_after.saturating_sub(rss_before)) as f64 / connected.max(1) as f64,
+        );
+
+        // Measure from the next step boundary on, with check-ins at a steady rate.
+        let boundary = (Utc::now().timestamp() / ROTATION as i64 + 1) * ROTATION as i64;
+        tokio::time::sleep(Duration::from_millis(
+            ((boundary * 1000) - Utc::now().timestamp_millis()).max(0) as u64 + 10,
+        ))
+        .await;
+        observed.measuring.store(true, Ordering::SeqCst);
+        let cpu = CpuSplit::start(server.child.id());
+        let measure_for = Duration::from_secs(steps * ROTATION as u64 - 1);
+        let rate = 50;
+        let sent = check_in_steadily(&client, &server.base, &world, &observed, rate, measure_for).await;
+        observed.measuring.store(false, Ordering::SeqCst);
+        println!("{}", cpu.report());
+        println!("check-ins sent at {rate}/s: {sent:?}");
+        let dropped = observed.closed.load(Ordering::SeqCst);
+        println!("connections dropped during the run: {}", dropped.saturating_sub(connections - connected));
+        let code_delays = observed.code_delays.lock().unwrap().clone();
+        let per_connection = code_delays.len() as f64 / connected.max(1) as f64;
+        println!(
+            "{} ({per_connection:.1} step boundaries per connection)",
+            summary("code frame delay after the step boundary", code_delays)
+        );
+        println!("  {}", summary("of which after the server sent it", observed.code_transit.lock().unwrap().clone()));
+        println!(
+            "{}",
+            summary("check-in event delay (check-in -> dashboard)", observed.checkin_delays.lock().unwrap().clone())
+        );
+    });
+}
+
+/// Sends `rate` check-ins per second for `duration`, each with its lesson's current code;
+/// returns the answers by status.
+async fn check_in_steadily(
+    client: &reqwest::Client,
+    base: &str,
+    world: &support::World,
+    observed: &Arc<Observed>,
+    rate: u64,
+    duration: Duration,
+) -> std::collections::BTreeMap<u16, usize> {
+    let mut ticker = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
+    let started = Instant::now();
+    let mut pending = Vec::new();
+    let mut next = 0;
+    while started.elapsed() < duration && next < world.students.len() {
+        ticker.tick().await;
+        // Spread over lessons: student k of lesson k % LESSONS.
+        let (_, token, lesson) = &world.students[(next % LESSONS as usize) * STUDENTS_PER_LESSON as usize
+            + (next / LESSONS as usize) % STUDENTS_PER_LESSON as usize];
+        next += 1;
+        let code = observed.codes.lock().unwrap().get(&world.lessons[*lesson]).cloned().unwrap_or_default();
+        let request = client
+            .post(format!("{base}/api/v1/checkins"))
+            .bearer_auth(token)
+            .json(&serde_json::json!({"code": code}));
+        pending.push(tokio::spawn(
+            async move { request.send().await.map(|r| r.status().as_u16()).unwrap_or(0) },
+        ));
+    }
+    let mut statuses = std::collections::BTreeMap::new();
+    for answer in pending {
+        *statuses.entry(answer.await.unwrap()).or_insert(0) += 1;
+    }
+    statuses
+}

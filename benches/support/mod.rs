@@ -1,0 +1,309 @@
+//! What the benchmarks share: a PostgreSQL cluster of their own, the release `rollcall`
+//! binary serving on it, data written straight into the tables, tokens minted with the
+//! server's secret, and the figures they print.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use rollcall::auth::jwt::TokenKeys;
+use rollcall::embedded::EmbeddedPostgres;
+use rollcall::users::model::Role;
+
+pub const SECRET: &str = "benchmark-secret-benchmark-secret-0123456789";
+
+/// A PostgreSQL cluster in a scratch directory, stopped and removed on drop.
+pub struct Database {
+    pub cluster: EmbeddedPostgres,
+    pub url: String,
+    dir: PathBuf,
+}
+
+impl Database {
+    /// A stock cluster (durable settings) with room for the connections we open.
+    pub fn start(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("rollcall-bench-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        // The cluster runs as an unprivileged user when we are root: let it in.
+        let _ = Command::new("chmod").arg("755").arg(&dir).status();
+        let mut cluster = EmbeddedPostgres::new(&dir).expect("PostgreSQL server binaries are installed");
+        cluster
+            .start(
+                "max_connections = 200\nshared_buffers = 256MB\n\
+                 shared_preload_libraries = 'pg_stat_statements'\npg_stat_statements.track_planning = on\n",
+            )
+            .expect("start PostgreSQL");
+        let url = cluster.url("rollcall");
+        let mut conn = PgConnection::establish(&url).unwrap();
+        rollcall::db::migrate(&mut conn).unwrap();
+        conn.batch_execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements").unwrap();
+        Self { cluster, url, dir }
+    }
+
+    /// The statements that cost PostgreSQL the most since the last reset, then resets.
+    pub fn top_statements(&self, limit: usize) -> String {
+        #[derive(QueryableByName)]
+        struct Top {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            calls: i64,
+            #[diesel(sql_type = diesel::sql_types::Double)]
+            ms: f64,
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            query: String,
+        }
+        let mut conn = PgConnection::establish(&self.url).unwrap();
+        let top: Vec<Top> = diesel::sql_query(format!(
+            "SELECT calls, total_exec_time + total_plan_time AS ms, left(regexp_replace(query, '\\s+', ' ', 'g'), 110) AS query \
+             FROM pg_stat_statements ORDER BY 2 DESC LIMIT {limit}"
+        ))
+        .load(&mut conn)
+        .unwrap();
+        conn.batch_execute("SELECT pg_stat_statements_reset()").unwrap();
+        top.iter().map(|t| format!("  {:>8.0} ms {:>7} calls  {}\n", t.ms, t.calls, t.query)).collect()
+    }
+
+    pub fn execute(&self, sql: &str) {
+        PgConnection::establish(&self.url).unwrap().batch_execute(sql).unwrap();
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        let _ = self.cluster.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The release binary, serving on the benchmark database; killed on drop.
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+}
+
+impl Server {
+    // The child is killed and waited for in Drop.
+    #[allow(clippy::zombie_processes)]
+    pub fn start(database: &Database, env: &[(&str, &str)]) -> Self {
+        let port = free_port();
+        let data = std::env::temp_dir().join(format!("rollcall-bench-data-{}", std::process::id()));
+        std::fs::create_dir_all(&data).unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_rollcall"));
+        command
+            .arg("serve")
+            .env("DATABASE_URL", &database.url)
+            .env("ROLLCALL_JWT_SECRET", SECRET)
+            .env("ROLLCALL_BIND", format!("127.0.0.1:{port}"))
+            .env("ROLLCALL_DATA_DIR", &data)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let child = command.spawn().expect("start the rollcall binary");
+        let base = format!("http://127.0.0.1:{port}");
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Self { child, base };
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("rollcall did not start listening");
+    }
+
+    /// Resident memory of the server process, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        rss_kib(self.child.id())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// CPU time (user + system) a process has used so far.
+pub fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let ticks: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
+        + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
+    // _SC_CLK_TCK is 100 on Linux.
+    Duration::from_millis(ticks * 10)
+}
+
+/// CPU time used so far by all processes named `name` (e.g. every `postgres` backend).
+pub fn cpu_time_of(name: &str) -> Duration {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|comm| comm.trim() == name)
+        })
+        .map(cpu_time)
+        .sum()
+}
+
+/// Where the CPU went during a run: the server, PostgreSQL, and this load generator.
+pub struct CpuSplit {
+    server: Duration,
+    postgres: Duration,
+    client: Duration,
+    started: std::time::Instant,
+    server_pid: u32,
+}
+
+impl CpuSplit {
+    pub fn start(server_pid: u32) -> Self {
+        Self {
+            server: cpu_time(server_pid),
+            postgres: cpu_time_of("postgres"),
+            client: cpu_time(std::process::id()),
+            started: std::time::Instant::now(),
+            server_pid,
+        }
+    }
+
+    pub fn report(&self) -> String {
+        let wall = self.started.elapsed().as_secs_f64();
+        let share = |used: Duration| 100.0 * used.as_secs_f64() / wall;
+        format!(
+            "CPU over {wall:.1} s (100% = one core): rollcall {:.0}%, PostgreSQL {:.0}%, load generator {:.0}%",
+            share(cpu_time(self.server_pid) - self.server),
+            share(cpu_time_of("postgres") - self.postgres),
+            share(cpu_time(std::process::id()) - self.client),
+        )
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// `lessons` teachers, each with a course and one lesson, and `per_lesson` students
+/// enrolled in each. Ids: teachers 1..=lessons, lessons 1..=lessons, students after.
+pub struct World {
+    pub teachers: Vec<String>,
+    pub lessons: Vec<i64>,
+    /// (student id, token, index of their lesson)
+    pub students: Vec<(i64, String, usize)>,
+}
+
+pub fn seed(database: &Database, lessons: i64, per_lesson: i64) -> World {
+    let students = lessons * per_lesson;
+    database.execute(&format!(
+        "INSERT INTO users (username, password_hash, role, real_name, created_at) \
+         SELECT 'teacher' || n, 'x', 'teacher', 'Teacher ' || n, now() FROM generate_series(1, {lessons}) n;
+         INSERT INTO courses (title, teacher_id, created_at) \
+         SELECT 'Course ' || n, n, now() FROM generate_series(1, {lessons}) n;
+         INSERT INTO lessons (course_id, title, created_at) \
+         SELECT n, 'Lesson ' || n, now() FROM generate_series(1, {lessons}) n;
+         INSERT INTO users (username, password_hash, role, real_name, student_number, created_at) \
+         SELECT 'student' || n, 'x', 'student', 'Student ' || n, 's' || n, now() FROM generate_series(1, {students}) n;
+         INSERT INTO enrollments (course_id, student_id, enrolled_at) \
+         SELECT 1 + (n - 1) / {per_lesson}, {lessons} + n, now() FROM generate_series(1, {students}) n;
+         ANALYZE;"
+    ));
+    let keys = TokenKeys::new(SECRET.as_bytes(), "rollcall", "rollcall-api", Duration::from_secs(86_400));
+    let now = chrono::Utc::now();
+    World {
+        teachers: (1..=lessons)
+            .map(|id| keys.issue(id, Role::Teacher, &format!("teacher{id}"), now).unwrap())
+            .collect(),
+        lessons: (1..=lessons).collect(),
+        students: (1..=students)
+            .map(|n| {
+                let id = lessons + n;
+                let token = keys.issue(id, Role::Student, &format!("student{n}"), now).unwrap();
+                (id, token, ((n - 1) / per_lesson) as usize)
+            })
+            .collect(),
+    }
+}
+
+/// Opens check-in on every lesson through the API; returns each lesson's current code.
+pub async fn open_all(
+    client: &reqwest::Client,
+    base: &str,
+    world: &World,
+    rotation_seconds: u32,
+) -> Vec<String> {
+    let mut codes = Vec::new();
+    for (lesson, teacher) in world.lessons.iter().zip(&world.teachers) {
+        let opened = client
+            .post(format!("{base}/api/v1/lessons/{lesson}/checkin/open"))
+            .bearer_auth(teacher)
+            .json(&serde_json::json!({"rotation_seconds": rotation_seconds, "duration_seconds": 14400}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(opened.status(), 200, "open lesson {lesson}");
+        let frame: serde_json::Value = client
+            .get(format!("{base}/api/v1/lessons/{lesson}/checkin/code"))
+            .bearer_auth(teacher)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        codes.push(frame["code"].as_str().unwrap().to_owned());
+    }
+    codes
+}
+
+/// p-th percentile (0..=100) of sorted durations, in milliseconds.
+pub fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank].as_secs_f64() * 1000.0
+}
+
+pub fn summary(label: &str, mut latencies: Vec<Duration>) -> String {
+    latencies.sort();
+    format!(
+        "{label}: p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms (n = {})",
+        percentile(&latencies, 50.0),
+        percentile(&latencies, 90.0),
+        percentile(&latencies, 99.0),
+        percentile(&latencies, 100.0),
+        latencies.len()
+    )
+}
+
+/// Raises this process's open-file limit to its hard limit (children inherit it).
+pub fn raise_fd_limit() -> u64 {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    setrlimit(Resource::RLIMIT_NOFILE, hard, hard).unwrap();
+    hard
+}
+
+pub fn machine() -> String {
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| m.lines().next().and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()))
+        .map(|kib| kib / 1024 / 1024)
+        .unwrap_or(0);
+    format!("{cores} cores, {memory} GiB memory")
+}

@@ -12,6 +12,7 @@ use utoipa_actix_web::{AppExt, scope};
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::auth::jwt::TokenKeys;
+use crate::checkins::batch::Checkins;
 use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::db::DbPool;
@@ -141,6 +142,7 @@ impl Application {
         let port = listener.local_addr()?.port();
         let hub = Hub::new(pool.clone(), clock.clone());
         tokio::spawn(live::events::listen(database_url.to_owned(), hub.clone()));
+        let checkins = Checkins::start(pool.clone());
         let state = web::Data::new(AppState {
             pool,
             tokens: TokenKeys::new(
@@ -158,6 +160,7 @@ impl Application {
                 drop_after: settings.ws_client_timeout,
                 ..Heartbeat::default()
             },
+            checkins,
             live_limits: ConnectionLimits::new(settings.ws_max_connections, settings.ws_max_per_user),
             metrics: Metrics::new(),
         });

@@ -3,6 +3,7 @@
 use std::net::IpAddr;
 
 use crate::auth::jwt::TokenKeys;
+use crate::checkins::batch::Checkins;
 use crate::clock::SharedClock;
 use crate::db::DbPool;
 use crate::live::Heartbeat;
@@ -20,6 +21,8 @@ pub struct AppState {
     pub cors_origins: Vec<String>,
     pub hub: Hub,
     pub heartbeat: Heartbeat,
+    /// Settles check-ins in batches (group commit).
+    pub checkins: Checkins,
     /// Caps on live-stream connections (total and per user).
     pub live_limits: ConnectionLimits,
     pub metrics: Metrics,

@@ -32,26 +32,47 @@ pub struct NewCheckin<'a> {
     pub device_id: Option<&'a str>,
 }
 
-/// Records a code check-in unless the student already has a record for the lesson;
-/// returns the new record, or `None` if one existed.
-pub fn insert_checkin(conn: &mut PgConnection, new: &NewCheckin<'_>) -> QueryResult<Option<RecordRow>> {
+/// Records code check-ins in one statement, skipping any student who already has a
+/// record for that lesson; returns the records that were new.
+pub fn insert_checkins(conn: &mut PgConnection, new: &[NewCheckin<'_>]) -> QueryResult<Vec<RecordRow>> {
+    if new.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<_> = new
+        .iter()
+        .map(|new| {
+            (
+                attendance::lesson_id.eq(new.lesson_id),
+                attendance::student_id.eq(new.student_id),
+                attendance::status.eq(new.status),
+                attendance::method.eq(Method::Code),
+                attendance::checked_in_at.eq(new.at),
+                attendance::window_id.eq(new.window_id),
+                attendance::client_ip.eq(new.client_ip),
+                attendance::user_agent.eq(new.user_agent),
+                attendance::device_id.eq(new.device_id),
+                attendance::updated_at.eq(new.at),
+            )
+        })
+        .collect();
     diesel::insert_into(attendance::table)
-        .values((
-            attendance::lesson_id.eq(new.lesson_id),
-            attendance::student_id.eq(new.student_id),
-            attendance::status.eq(new.status),
-            attendance::method.eq(Method::Code),
-            attendance::checked_in_at.eq(new.at),
-            attendance::window_id.eq(new.window_id),
-            attendance::client_ip.eq(new.client_ip),
-            attendance::user_agent.eq(new.user_agent),
-            attendance::device_id.eq(new.device_id),
-            attendance::updated_at.eq(new.at),
-        ))
+        .values(rows)
         .on_conflict_do_nothing()
         .returning(RecordRow::as_returning())
-        .get_result(conn)
-        .optional()
+        .get_results(conn)
+}
+
+/// The records for these (lesson, student) pairs that exist.
+pub fn find_many(conn: &mut PgConnection, keys: &[(i64, i64)]) -> QueryResult<Vec<RecordRow>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let students: Vec<i64> = keys.iter().map(|(_, student)| *student).collect();
+    let rows: Vec<RecordRow> = attendance::table
+        .filter(attendance::student_id.eq_any(students))
+        .select(RecordRow::as_select())
+        .load(conn)?;
+    Ok(rows.into_iter().filter(|row| keys.contains(&(row.lesson_id, row.student_id))).collect())
 }
 
 pub fn find(conn: &mut PgConnection, lesson_id: i64, student_id: i64) -> QueryResult<Option<RecordRow>> {

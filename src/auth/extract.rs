@@ -82,6 +82,33 @@ impl<R: RoleRule> FromRequest for Authenticated<R> {
     }
 }
 
+/// The caller as their token states them, verified but not looked up: for a route that
+/// confirms the user in its own query (a check-in confirms its student in the batch that
+/// stores it, answering 401 if the account is gone). `R` applies to the token's role.
+pub struct Claimed<R: RoleRule> {
+    pub id: i64,
+    rule: PhantomData<R>,
+}
+
+impl<R: RoleRule> FromRequest for Claimed<R> {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready((|| {
+            // unwrap: the application always registers AppState.
+            let state = req.app_data::<web::Data<AppState>>().expect("AppState is registered");
+            let token =
+                bearer_token(req).ok_or(ApiError::Unauthorized("send `Authorization: Bearer <token>`"))?;
+            let (id, role) = verify(state, token)?;
+            if !R::ALLOWED.contains(&role) {
+                return Err(ApiError::Forbidden(R::DENIED));
+            }
+            Ok(Self { id, rule: PhantomData })
+        })())
+    }
+}
+
 /// The token from an `Authorization: Bearer` header, if any.
 pub fn bearer_token(req: &HttpRequest) -> Option<&str> {
     let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
@@ -89,8 +116,8 @@ pub fn bearer_token(req: &HttpRequest) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
 }
 
-/// Verifies an access token and loads its user, who must still exist.
-pub async fn authenticate(state: &AppState, token: &str) -> Result<User, ApiError> {
+/// Verifies an access token: the user id and role it names.
+fn verify(state: &AppState, token: &str) -> Result<(i64, Role), ApiError> {
     let claims = state.tokens.verify(token, state.clock.now()).map_err(|err| {
         ApiError::Unauthorized(match err {
             TokenError::Expired => "the access token has expired",
@@ -99,6 +126,12 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<User, ApiErro
         })
     })?;
     let id: i64 = claims.sub.parse().map_err(|_| ApiError::Unauthorized("the access token is invalid"))?;
+    Ok((id, claims.role))
+}
+
+/// Verifies an access token and loads its user, who must still exist.
+pub async fn authenticate(state: &AppState, token: &str) -> Result<User, ApiError> {
+    let (id, _) = verify(state, token)?;
     db::run(&state.pool, move |conn| Ok(queries::find(conn, id)?))
         .await?
         .ok_or(ApiError::Unauthorized("the access token's user no longer exists"))

@@ -1,5 +1,6 @@
 //! The student side: checking in with a code, and reading one's own attendance.
 
+pub mod batch;
 pub mod client;
 mod mine;
 pub mod queries;
@@ -8,26 +9,22 @@ pub use mine::list_my_attendance;
 
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use chrono::{DateTime, Duration, Utc};
-use diesel::{Connection, PgConnection};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::attendance::records::{self, NewCheckin, RecordRow};
-use crate::attendance::status::{RecordStatus, Status};
-use crate::auth::extract::{Authenticated, StudentOnly};
-use crate::auth::login::seconds_until;
-use crate::db;
+use crate::attendance::status::Status;
+use crate::auth::extract::{Claimed, StudentOnly};
 use crate::error::{ApiError, Problem};
-use crate::live::events::{self, Event};
 use crate::metrics::Attempt;
 use crate::rejections::JsonObject;
 use crate::rotating_code::Verdict;
 use crate::state::AppState;
+use batch::Outcome;
 use client::ClientInfo;
 
 /// Wrong codes allowed per student within `WINDOW`.
-const MAX_FAILURES: i64 = 10;
-const WINDOW: Duration = Duration::seconds(60);
+pub(crate) const MAX_FAILURES: i64 = 10;
+pub(crate) const WINDOW: Duration = Duration::seconds(60);
 
 /// A student's check-in: the code alone says which lesson.
 #[derive(Deserialize, ToSchema)]
@@ -61,13 +58,6 @@ pub struct CheckinResult {
     pub checked_in_at: Option<DateTime<Utc>>,
 }
 
-enum Outcome {
-    Created(CheckinResult),
-    Existing(CheckinResult),
-    Rejected(Verdict),
-    Throttled { retry_after_secs: u64 },
-}
-
 /// Check in with a code (student).
 ///
 /// The code alone says which lesson: the server looks for an open check-in among the
@@ -97,7 +87,7 @@ enum Outcome {
 pub async fn create_checkin(
     state: web::Data<AppState>,
     req: HttpRequest,
-    student: Authenticated<StudentOnly>,
+    student: Claimed<StudentOnly>,
     body: JsonObject<CheckinRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let code = body.into_inner().code.trim().to_owned();
@@ -105,81 +95,26 @@ pub async fn create_checkin(
         return Err(ApiError::invalid_field("code", "must be 1 to 32 characters long"));
     }
     let client = ClientInfo::from_request(&req, &state.trusted_proxies)?;
-    let (student_id, now) = (student.id, state.clock.now());
-    let outcome = db::run(&state.pool, move |conn| {
-        Ok(conn.transaction(|conn| check_in(conn, student_id, &code, &client, now))?)
-    })
-    .await?;
-    state.metrics.count_checkin(match &outcome {
-        Outcome::Created(_) => Attempt::Accepted,
-        Outcome::Existing(_) => Attempt::Repeated,
-        Outcome::Rejected(Verdict::Expired) => Attempt::CodeExpired,
-        Outcome::Rejected(_) => Attempt::InvalidCode,
-        Outcome::Throttled { .. } => Attempt::Throttled,
-    });
+    let attempt = batch::Attempt { student_id: student.id, code, client, now: state.clock.now() };
+    let outcome = state.checkins.submit(attempt).await?;
+    let attempt = match &outcome {
+        Outcome::Created(_) => Some(Attempt::Accepted),
+        Outcome::Existing(_) => Some(Attempt::Repeated),
+        Outcome::Rejected(Verdict::Expired) => Some(Attempt::CodeExpired),
+        Outcome::Rejected(_) => Some(Attempt::InvalidCode),
+        Outcome::Throttled { .. } => Some(Attempt::Throttled),
+        // Not a check-in attempt: the account behind the token is gone.
+        Outcome::UnknownStudent => None,
+    };
+    if let Some(attempt) = attempt {
+        state.metrics.count_checkin(attempt);
+    }
     match outcome {
         Outcome::Created(result) => Ok(HttpResponse::Created().json(result)),
         Outcome::Existing(result) => Ok(HttpResponse::Ok().json(result)),
         Outcome::Rejected(Verdict::Expired) => Err(ApiError::CodeExpired),
         Outcome::Rejected(_) => Err(ApiError::InvalidCode),
         Outcome::Throttled { retry_after_secs } => Err(ApiError::TooManyAttempts { retry_after_secs }),
+        Outcome::UnknownStudent => Err(ApiError::Unauthorized("the access token's user no longer exists")),
     }
-}
-
-fn check_in(
-    conn: &mut PgConnection,
-    student_id: i64,
-    code: &str,
-    client: &ClientInfo,
-    now: DateTime<Utc>,
-) -> diesel::QueryResult<Outcome> {
-    queries::lock_student(conn, student_id)?;
-    let (failures, oldest) = queries::recent_failures(conn, student_id, now - WINDOW)?;
-    if failures >= MAX_FAILURES {
-        return Ok(Outcome::Throttled {
-            retry_after_secs: seconds_until(now, oldest.unwrap_or(now) + WINDOW),
-        });
-    }
-    let windows = queries::open_windows_for(conn, student_id, now)?;
-    let verdicts: Vec<Verdict> =
-        windows.iter().map(|open| open.window.schedule().verify(code, now)).collect();
-    let Some(matched) = verdicts.iter().position(|v| *v == Verdict::Accepted).map(|i| &windows[i]) else {
-        queries::record_failure(conn, student_id, now, now - WINDOW)?;
-        let verdict = if verdicts.contains(&Verdict::Expired) { Verdict::Expired } else { Verdict::Invalid };
-        return Ok(Outcome::Rejected(verdict));
-    };
-    let window = &matched.window;
-    let status = if window.is_late(now) { RecordStatus::Late } else { RecordStatus::Present };
-    let inserted = records::insert_checkin(
-        conn,
-        &NewCheckin {
-            lesson_id: window.lesson_id,
-            student_id,
-            window_id: window.id,
-            status,
-            at: now,
-            client_ip: client.ip.as_deref(),
-            user_agent: client.user_agent.as_deref(),
-            device_id: client.device_id.as_deref(),
-        },
-    )?;
-    let result = |record: RecordRow| CheckinResult {
-        lesson_id: window.lesson_id,
-        lesson_title: matched.lesson_title.clone(),
-        course_id: matched.course_id,
-        course_title: matched.course_title.clone(),
-        status: record.status.into(),
-        checked_in_at: record.checked_in_at,
-    };
-    Ok(match inserted {
-        Some(record) => {
-            events::publish(conn, Event::Record { lesson_id: window.lesson_id, student_id })?;
-            Outcome::Created(result(record))
-        }
-        None => {
-            let existing =
-                records::find(conn, window.lesson_id, student_id)?.ok_or(diesel::result::Error::NotFound)?;
-            Outcome::Existing(result(existing))
-        }
-    })
 }

@@ -14,68 +14,61 @@ pub struct OpenWindow {
     pub course_title: String,
 }
 
-pub fn open_windows_for(
+/// The unfinished windows of these students' courses that opened by `until`, each with the
+/// student it is for (whether each is open at a given moment is the caller's to decide).
+pub fn unfinished_windows_for(
     conn: &mut PgConnection,
-    student_id: i64,
-    now: DateTime<Utc>,
-) -> QueryResult<Vec<OpenWindow>> {
-    let rows: Vec<(Window, String, i64, String)> = checkin_windows::table
+    students: &[i64],
+    until: DateTime<Utc>,
+) -> QueryResult<Vec<(i64, OpenWindow)>> {
+    let rows: Vec<(i64, Window, String, i64, String)> = checkin_windows::table
         .inner_join(lessons::table.inner_join(courses::table.inner_join(enrollments::table)))
-        .filter(enrollments::student_id.eq(student_id))
+        .filter(enrollments::student_id.eq_any(students))
         .filter(checkin_windows::closed_at.is_null())
-        .filter(checkin_windows::opened_at.le(now))
-        .filter(checkin_windows::closes_at.gt(now))
-        .select((Window::as_select(), lessons::title, courses::id, courses::title))
+        .filter(checkin_windows::opened_at.le(until))
+        .select((enrollments::student_id, Window::as_select(), lessons::title, courses::id, courses::title))
         .order(checkin_windows::id)
         .load(conn)?;
     Ok(rows
         .into_iter()
-        .map(|(window, lesson_title, course_id, course_title)| OpenWindow {
-            window,
-            lesson_title,
-            course_id,
-            course_title,
+        .map(|(student, window, lesson_title, course_id, course_title)| {
+            (student, OpenWindow { window, lesson_title, course_id, course_title })
         })
         .collect())
 }
 
-/// Serialises one student's check-ins, so the throttle and idempotency are exact even for
-/// concurrent requests (possibly on different server instances).
-pub fn lock_student(conn: &mut PgConnection, student_id: i64) -> QueryResult<()> {
-    diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended('checkin:' || $1, 0))")
-        .bind::<diesel::sql_types::BigInt, _>(student_id)
-        .execute(conn)
-        .map(drop)
-}
-
-/// Rejected codes since `since`, and the oldest of them.
-pub fn recent_failures(
+/// Rejected codes of these students since `since`.
+pub fn failures_since(
     conn: &mut PgConnection,
-    student_id: i64,
+    students: &[i64],
     since: DateTime<Utc>,
-) -> QueryResult<(i64, Option<DateTime<Utc>>)> {
+) -> QueryResult<Vec<(i64, DateTime<Utc>)>> {
     checkin_failures::table
-        .filter(checkin_failures::student_id.eq(student_id))
+        .filter(checkin_failures::student_id.eq_any(students))
         .filter(checkin_failures::failed_at.gt(since))
-        .select((diesel::dsl::count_star(), diesel::dsl::min(checkin_failures::failed_at)))
-        .first(conn)
+        .select((checkin_failures::student_id, checkin_failures::failed_at))
+        .load(conn)
 }
 
-/// Records a rejected code, forgetting the student's failures older than `forget_before`.
-pub fn record_failure(
+/// Records rejected codes, forgetting those students' failures older than `forget_before`.
+pub fn record_failures(
     conn: &mut PgConnection,
-    student_id: i64,
-    now: DateTime<Utc>,
+    failures: &[(i64, DateTime<Utc>)],
     forget_before: DateTime<Utc>,
 ) -> QueryResult<()> {
+    if failures.is_empty() {
+        return Ok(());
+    }
+    let students: Vec<i64> = failures.iter().map(|(student, _)| *student).collect();
     diesel::delete(
         checkin_failures::table
-            .filter(checkin_failures::student_id.eq(student_id))
+            .filter(checkin_failures::student_id.eq_any(students))
             .filter(checkin_failures::failed_at.le(forget_before)),
     )
     .execute(conn)?;
-    diesel::insert_into(checkin_failures::table)
-        .values((checkin_failures::student_id.eq(student_id), checkin_failures::failed_at.eq(now)))
-        .execute(conn)
-        .map(drop)
+    let rows: Vec<_> = failures
+        .iter()
+        .map(|(student, at)| (checkin_failures::student_id.eq(*student), checkin_failures::failed_at.eq(*at)))
+        .collect();
+    diesel::insert_into(checkin_failures::table).values(rows).execute(conn).map(drop)
 }

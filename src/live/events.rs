@@ -21,7 +21,7 @@ pub enum Event {
 }
 
 impl Event {
-    fn encode(self) -> String {
+    pub fn encode(self) -> String {
         match self {
             Self::Window { lesson_id } => format!("window:{lesson_id}"),
             Self::Record { lesson_id, student_id } => format!("record:{lesson_id}:{student_id}"),
@@ -44,6 +44,18 @@ pub fn publish(conn: &mut PgConnection, event: Event) -> QueryResult<()> {
     diesel::sql_query("SELECT pg_notify($1, $2)")
         .bind::<diesel::sql_types::Text, _>(CHANNEL)
         .bind::<diesel::sql_types::Text, _>(event.encode())
+        .execute(conn)
+        .map(drop)
+}
+
+/// Publishes several events in one statement (a no-op for none).
+pub fn publish_all(conn: &mut PgConnection, payloads: &[String]) -> QueryResult<()> {
+    if payloads.is_empty() {
+        return Ok(());
+    }
+    diesel::sql_query("SELECT pg_notify($1, payload) FROM unnest($2) AS payload")
+        .bind::<diesel::sql_types::Text, _>(CHANNEL)
+        .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(payloads)
         .execute(conn)
         .map(drop)
 }

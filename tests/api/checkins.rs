@@ -52,6 +52,44 @@ async fn fifty_concurrent_check_ins_make_one_record_and_no_errors() {
 }
 
 #[tokio::test]
+async fn a_burst_of_many_students_right_and_wrong_codes_and_repeats_settles_each_exactly() {
+    let app = spawn_app().await;
+    let class = app.class("burst", 60).await;
+    app.open_checkin(&class, json!({})).await;
+    let code = app.current_code(&class).await;
+    let wrong = wrong_code(&app, &class).await;
+    // Students 0..40 send the right code (0..10 of them three times), 40..60 a wrong one:
+    // all at once, so they share transactions.
+    let app = &app;
+    let mut attempts = Vec::new();
+    for (i, student) in class.students.iter().enumerate() {
+        let repeats = if i < 10 { 3 } else { 1 };
+        for _ in 0..repeats {
+            let code = if i < 40 { code.clone() } else { wrong.clone() };
+            attempts.push(async move { (i, app.check_in(student, &code).await.status.as_u16()) });
+        }
+    }
+    let answers = futures_util::future::join_all(attempts).await;
+    for i in 0..60 {
+        let mine: Vec<u16> = answers.iter().filter(|(s, _)| *s == i).map(|(_, status)| *status).collect();
+        let expected: Vec<u16> = match i {
+            0..10 => vec![200, 200, 201],
+            10..40 => vec![201],
+            _ => vec![422],
+        };
+        let mut sorted = mine.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, expected, "student {i}: {mine:?}");
+    }
+    assert_eq!(attendance_rows(app, class.lesson_id), 40);
+    let failures: i64 = {
+        let mut conn = app.pool.get().unwrap();
+        checkin_failures::table.count().get_result(&mut conn).unwrap()
+    };
+    assert_eq!(failures, 20, "one failure recorded per wrong code");
+}
+
+#[tokio::test]
 async fn check_ins_after_late_after_seconds_are_late() {
     let app = spawn_app().await;
     let class = app.class("c", 2).await;

@@ -154,4 +154,7 @@ async fn a_token_of_a_deleted_user_is_rejected() {
     use diesel::prelude::*;
     diesel::delete(rollcall::schema::users::table.find(id)).execute(&mut conn).unwrap();
     assert_rejected(&app, &token).await;
+    // Check-ins confirm the student in the batch that would store the check-in.
+    let check_in = app.post("/api/v1/checkins", &token, serde_json::json!({"code": "123456"})).await;
+    check_in.problem(401, "unauthorized");
 }

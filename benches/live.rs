@@ -143,12 +143,14 @@ fn main() {
         ))
         .await;
         observed.measuring.store(true, Ordering::SeqCst);
+        database.top_statements(0);
         let cpu = CpuSplit::start(server.child.id());
         let measure_for = Duration::from_secs(steps * ROTATION as u64 - 1);
         let rate = 50;
         let sent = check_in_steadily(&client, &server.base, &world, &observed, rate, measure_for).await;
         observed.measuring.store(false, Ordering::SeqCst);
         println!("{}", cpu.report());
+        println!("PostgreSQL time by statement while measuring:\n{}", database.top_statements(6));
         println!("check-ins sent at {rate}/s: {sent:?}");
         let dropped = observed.closed.load(Ordering::SeqCst);
         println!("connections dropped during the run: {}", dropped.saturating_sub(connections - connected));

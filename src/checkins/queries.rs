@@ -2,9 +2,10 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Text, Timestamptz};
 
 use crate::lessons::window::Window;
-use crate::schema::{checkin_failures, checkin_windows, courses, enrollments, lessons};
+use crate::schema::checkin_failures;
 
 /// An open window of one of the student's courses, with what the answer names.
 pub struct OpenWindow {
@@ -16,23 +17,51 @@ pub struct OpenWindow {
 
 /// The unfinished windows of these students' courses that opened by `until`, each with the
 /// student it is for (whether each is open at a given moment is the caller's to decide).
+///
+/// Written out so it always starts from the students' enrolments: `OFFSET 0` keeps the
+/// lateral subquery from being merged into one join, which the planner would otherwise
+/// drive from all open windows of the institution when its statistics run behind (11 ms
+/// per call with 1,000 open lessons, instead of 0.1 ms).
 pub fn unfinished_windows_for(
     conn: &mut PgConnection,
     students: &[i64],
     until: DateTime<Utc>,
 ) -> QueryResult<Vec<(i64, OpenWindow)>> {
-    let rows: Vec<(i64, Window, String, i64, String)> = checkin_windows::table
-        .inner_join(lessons::table.inner_join(courses::table.inner_join(enrollments::table)))
-        .filter(enrollments::student_id.eq_any(students))
-        .filter(checkin_windows::closed_at.is_null())
-        .filter(checkin_windows::opened_at.le(until))
-        .select((enrollments::student_id, Window::as_select(), lessons::title, courses::id, courses::title))
-        .order(checkin_windows::id)
-        .load(conn)?;
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = BigInt)]
+        student_id: i64,
+        #[diesel(embed)]
+        window: Window,
+        #[diesel(sql_type = Text)]
+        lesson_title: String,
+        #[diesel(sql_type = BigInt)]
+        course_id: i64,
+        #[diesel(sql_type = Text)]
+        course_title: String,
+    }
+    let rows: Vec<Row> = diesel::sql_query(
+        "SELECT e.student_id, c.id AS course_id, c.title AS course_title, o.* \
+         FROM enrollments e \
+         JOIN courses c ON c.id = e.course_id \
+         CROSS JOIN LATERAL ( \
+             SELECT w.id, w.lesson_id, w.secret, w.opened_at, w.closes_at, w.closed_at, \
+                    w.rotation_seconds, w.code_length, w.late_after_seconds, l.title AS lesson_title \
+             FROM lessons l JOIN checkin_windows w ON w.lesson_id = l.id \
+             WHERE l.course_id = e.course_id AND w.closed_at IS NULL AND w.opened_at <= $2 \
+             OFFSET 0 \
+         ) AS o \
+         WHERE e.student_id = ANY($1) \
+         ORDER BY o.id",
+    )
+    .bind::<Array<BigInt>, _>(students)
+    .bind::<Timestamptz, _>(until)
+    .load(conn)?;
     Ok(rows
         .into_iter()
-        .map(|(student, window, lesson_title, course_id, course_title)| {
-            (student, OpenWindow { window, lesson_title, course_id, course_title })
+        .map(|row| {
+            let Row { student_id, window, lesson_title, course_id, course_title } = row;
+            (student_id, OpenWindow { window, lesson_title, course_id, course_title })
         })
         .collect())
 }

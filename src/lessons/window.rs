@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use crate::rotating_code::Schedule;
 use crate::schema::checkin_windows;
 
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = checkin_windows, check_for_backend(diesel::pg::Pg))]
 pub struct Window {
     pub id: i64,

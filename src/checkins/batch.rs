@@ -157,10 +157,6 @@ async fn settle(pool: &DbPool, batch: Vec<Job>) -> bool {
             true
         }
         Err(err) => {
-            let status = actix_web::ResponseError::status_code(&err);
-            if status.is_server_error() && !matches!(err, ApiError::DatabaseUnavailable) {
-                tracing::error!(error = %err, "a check-in batch failed");
-            }
             for reply in replies {
                 let _ = reply.send(Err(clone_error(&err)));
             }
@@ -174,6 +170,10 @@ fn clone_error(err: &ApiError) -> ApiError {
     match err {
         ApiError::DatabaseUnavailable => ApiError::DatabaseUnavailable,
         ApiError::BadRequest(message) => ApiError::BadRequest(message.clone()),
+        // Keep the cause: each job's 500 logs it (ApiError's own text is generic).
+        ApiError::Unexpected(cause) => {
+            ApiError::Unexpected(anyhow::anyhow!("check-in batch failed: {cause:#}"))
+        }
         other => ApiError::Unexpected(anyhow::anyhow!("check-in batch failed: {other}")),
     }
 }

@@ -1,18 +1,20 @@
-//! The connection pool, embedded migrations, and the one way handlers run diesel code:
-//! on the blocking thread pool, with pool and connection failures mapped to 503.
+//! The connection pool, embedded migrations, and the one way code runs diesel queries: on
+//! the blocking thread pool. Knows nothing of HTTP; `error` maps its failures to answers.
 
 use std::time::Duration;
 
-use actix_web::web;
 use diesel::PgConnection;
 use diesel::RunQueryDsl;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
-use crate::error::ApiError;
-
 pub type DbPool = Pool<ConnectionManager<PgConnection>>;
 pub type DbConn = PooledConnection<ConnectionManager<PgConnection>>;
+
+diesel::define_sql_function!(
+    /// SQL `lower()`, for case-insensitive usernames.
+    fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text
+);
 
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
@@ -61,112 +63,57 @@ pub fn migrate(conn: &mut PgConnection) -> anyhow::Result<usize> {
     Ok(applied.len())
 }
 
-/// Runs `f` with a pooled connection on the blocking pool.
-pub async fn run<T, F>(pool: &DbPool, f: F) -> Result<T, ApiError>
+/// Why a closure could not be run against the database.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// No pooled connection within the checkout timeout: the database is down or busy.
+    #[error("no database connection available")]
+    Unavailable(#[source] diesel::r2d2::PoolError),
+    /// The blocking task panicked or was cancelled.
+    #[error("the blocking database task failed")]
+    Task(#[source] tokio::task::JoinError),
+}
+
+/// Runs `f` with a pooled connection on the blocking pool. `f` returns the caller's own
+/// error type, which only has to say how a [`DbError`] becomes one of its values.
+pub async fn run<T, E, F>(pool: &DbPool, f: F) -> Result<T, E>
 where
-    F: FnOnce(&mut PgConnection) -> Result<T, ApiError> + Send + 'static,
+    F: FnOnce(&mut PgConnection) -> Result<T, E> + Send + 'static,
     T: Send + 'static,
+    E: From<DbError> + Send + 'static,
 {
     let pool = pool.clone();
-    web::block(move || {
-        let mut conn = pool.get().map_err(|_| ApiError::DatabaseUnavailable)?;
+    tokio::task::spawn_blocking(move || {
+        let mut conn = pool.get().map_err(DbError::Unavailable)?;
         f(&mut conn)
     })
     .await
-    .map_err(|e| ApiError::Unexpected(anyhow::Error::new(e).context("blocking task failed")))?
+    .map_err(DbError::Task)?
 }
 
-/// Declares a Rust enum stored as TEXT (its values guarded by a CHECK in the migration)
-/// and sent as the same snake_case string in JSON.
-macro_rules! text_enum {
-    ($(#[$meta:meta])* pub enum $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal,)+ }) => {
-        $(#[$meta])*
-        #[derive(
-            Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
-            utoipa::ToSchema, diesel::AsExpression, diesel::FromSqlRow,
-        )]
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        // `rename_all` (not a per-variant rename) is what the OpenAPI generator reads; a
-        // unit test checks each value's JSON name equals its `as_str`.
-        #[serde(rename_all = "snake_case")]
-        pub enum $name {
-            $($(#[$vmeta])* $variant,)+
-        }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant,)+];
-
-            pub const fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text,)+ }
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl std::str::FromStr for $name {
-            type Err = String;
-            fn from_str(s: &str) -> Result<Self, String> {
-                match s {
-                    $($text => Ok($name::$variant),)+
-                    other => Err(format!("`{other}` is not a valid {}", stringify!($name))),
-                }
-            }
-        }
-
-        impl diesel::serialize::ToSql<diesel::sql_types::Text, diesel::pg::Pg> for $name {
-            fn to_sql<'b>(
-                &'b self,
-                out: &mut diesel::serialize::Output<'b, '_, diesel::pg::Pg>,
-            ) -> diesel::serialize::Result {
-                <str as diesel::serialize::ToSql<diesel::sql_types::Text, diesel::pg::Pg>>::to_sql(
-                    self.as_str(),
-                    out,
-                )
-            }
-        }
-
-        impl diesel::deserialize::FromSql<diesel::sql_types::Text, diesel::pg::Pg> for $name {
-            fn from_sql(value: diesel::pg::PgValue<'_>) -> diesel::deserialize::Result<Self> {
-                let text = <String as diesel::deserialize::FromSql<
-                    diesel::sql_types::Text,
-                    diesel::pg::Pg,
-                >>::from_sql(value)?;
-                text.parse().map_err(Into::into)
-            }
-        }
-    };
-}
-pub(crate) use text_enum;
-
-/// `limit`/`offset` for lists that can grow without bound.
-#[derive(Debug, Clone, Copy, serde::Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct Page {
-    /// How many items to return (1..=1000, default 100).
-    #[param(minimum = 1, maximum = 1000, default = 100)]
-    pub limit: Option<i64>,
-    /// How many items to skip (default 0).
-    #[param(minimum = 0, default = 0)]
-    pub offset: Option<i64>,
-}
-
-impl Page {
-    /// Validated (limit, offset).
-    pub fn parse(self) -> Result<(i64, i64), ApiError> {
-        let limit = self.limit.unwrap_or(100);
-        let offset = self.offset.unwrap_or(0);
-        let mut errors = Vec::new();
-        if !(1..=1000).contains(&limit) {
-            errors.push(crate::error::FieldError::new("limit", "must be between 1 and 1000"));
-        }
-        if offset < 0 {
-            errors.push(crate::error::FieldError::new("offset", "must not be negative"));
-        }
-        crate::error::check(errors)?;
-        Ok((limit, offset))
+/// Whether a failed query means the database is away (down, restarting, or it cancelled a
+/// statement that ran past `statement_timeout`): worth a retry, not a bug.
+pub fn is_unavailable(error: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    match error {
+        Error::DatabaseError(
+            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+            _,
+        ) => true,
+        Error::DatabaseError(_, info) => [
+            "canceling statement due to statement timeout",
+            "terminating connection",
+            "the database system is",
+            "server closed the connection",
+            "connection to server",
+        ]
+        .iter()
+        .any(|needle| info.message().contains(needle)),
+        _ => false,
     }
+}
+
+/// Whether PostgreSQL refused text input it cannot store (a NUL character).
+pub fn is_invalid_text(error: &diesel::result::Error) -> bool {
+    matches!(error, diesel::result::Error::DatabaseError(_, info) if info.message().contains("invalid byte sequence"))
 }

@@ -3,16 +3,16 @@
 
 use std::fmt::Write;
 
+use anyhow::Context;
 use chrono::Utc;
 use diesel::prelude::*;
 
 use crate::auth::password;
 use crate::courses::queries as courses;
 use crate::db::{self, DbPool};
-use crate::error::ApiError;
+use crate::domain::user::Role;
 use crate::lessons::queries as lessons;
 use crate::schema::{courses as courses_table, lessons as lessons_table, users};
-use crate::users::model::Role;
 
 pub const ADMIN: (&str, &str) = ("demo.admin", "demo-admin-pw");
 pub const TEACHER: (&str, &str) = ("demo.teacher", "demo-teacher-pw");
@@ -59,14 +59,15 @@ pub fn student_username(n: usize) -> String {
 
 /// Creates whatever of the demo set is missing and returns the credentials to print.
 pub async fn seed(pool: &DbPool) -> anyhow::Result<String> {
-    let hashes = actix_web::web::block(|| -> anyhow::Result<[String; 3]> {
+    let hashes = tokio::task::spawn_blocking(|| -> anyhow::Result<[String; 3]> {
         Ok([password::hash(ADMIN.1)?, password::hash(TEACHER.1)?, password::hash(STUDENT_PASSWORD)?])
     })
     .await??;
-    let (course_id, lesson_id) =
-        db::run(pool, move |conn| Ok(conn.transaction(|conn| insert_missing(conn, &hashes))?))
-            .await
-            .map_err(|e: ApiError| anyhow::anyhow!("cannot seed the demo data: {e}"))?;
+    let (course_id, lesson_id) = db::run(pool, move |conn| -> anyhow::Result<_> {
+        Ok(conn.transaction(|conn| insert_missing(conn, &hashes))?)
+    })
+    .await
+    .context("cannot seed the demo data")?;
 
     let mut out = String::new();
     let _ = writeln!(

@@ -1,25 +1,15 @@
 //! The one error type every handler returns, rendered as RFC 9457 problem+json with a
 //! stable `code` the frontend switches on. Internal causes are logged, never sent.
 
+use std::collections::BTreeMap;
+
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-/// One field that failed validation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
-pub struct FieldError {
-    /// The request field, as spelled in the body or query (e.g. `rotation_seconds`).
-    pub field: String,
-    /// What is wrong with it, for a human.
-    pub message: String,
-}
-
-impl FieldError {
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), message: message.into() }
-    }
-}
+use crate::db::{self, DbError};
+use crate::domain::text::{FieldError, Invalid};
 
 /// RFC 9457 problem details, as sent on every error.
 #[derive(Debug, Serialize, ToSchema)]
@@ -57,8 +47,15 @@ pub enum ApiError {
     Forbidden(&'static str),
     #[error("{0}")]
     NotFound(&'static str),
-    #[error("{detail}")]
-    Conflict { code: &'static str, detail: String },
+    /// A username or student number someone else has (`conflict`).
+    #[error("{0}")]
+    Taken(&'static str),
+    #[error("check-in is already open for this lesson")]
+    CheckinAlreadyOpen,
+    #[error("check-in is not open for this lesson")]
+    CheckinNotOpen,
+    #[error("this route only answers WebSocket upgrade requests")]
+    UpgradeRequired,
     #[error("no open check-in of your courses matches this code")]
     InvalidCode,
     #[error("this code has expired; enter the one shown now")]
@@ -84,14 +81,6 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
-        Self::Conflict { code, detail: detail.into() }
-    }
-
-    pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
-        Self::Validation(vec![FieldError::new(field, message)])
-    }
-
     /// The stable `code` clients switch on.
     pub fn code(&self) -> &'static str {
         match self {
@@ -101,7 +90,10 @@ impl ApiError {
             Self::InvalidCredentials => "invalid_credentials",
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
-            Self::Conflict { code, .. } => code,
+            Self::Taken(_) => "conflict",
+            Self::CheckinAlreadyOpen => "checkin_already_open",
+            Self::CheckinNotOpen => "checkin_not_open",
+            Self::UpgradeRequired => "upgrade_required",
             Self::InvalidCode => "invalid_code",
             Self::CodeExpired => "code_expired",
             Self::TooManyAttempts { .. } => "too_many_attempts",
@@ -124,7 +116,8 @@ impl ApiError {
             Self::InvalidCredentials => "Invalid credentials",
             Self::Forbidden(_) => "Forbidden",
             Self::NotFound(_) => "Not found",
-            Self::Conflict { .. } => "Conflict",
+            Self::Taken(_) | Self::CheckinAlreadyOpen | Self::CheckinNotOpen => "Conflict",
+            Self::UpgradeRequired => "Upgrade required",
             Self::InvalidCode => "Invalid code",
             Self::CodeExpired => "Code expired",
             Self::TooManyAttempts { .. } => "Too many attempts",
@@ -163,7 +156,8 @@ impl ResponseError for ApiError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::Taken(_) | Self::CheckinAlreadyOpen | Self::CheckinNotOpen => StatusCode::CONFLICT,
+            Self::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -190,26 +184,24 @@ impl ResponseError for ApiError {
             Self::DatabaseUnavailable | Self::ServerBusy(_) => {
                 response.insert_header((header::RETRY_AFTER, "2"));
             }
+            Self::UpgradeRequired => {
+                response.insert_header((header::UPGRADE, "websocket"));
+                response.insert_header((header::CONNECTION, "Upgrade"));
+            }
             _ => {}
         }
         response.json(self.problem())
     }
 }
 
-/// Database failures: a missing row is a 404, a lost or exhausted database a 503,
-/// anything else a bug.
+/// Database failures: a missing row is a 404, a lost or exhausted database a 503, text
+/// PostgreSQL cannot store the client's fault, anything else a bug.
 impl From<diesel::result::Error> for ApiError {
     fn from(error: diesel::result::Error) -> Self {
-        use diesel::result::{DatabaseErrorKind, Error};
         match error {
-            Error::NotFound => Self::NotFound("no such resource"),
-            Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _)
-            | Error::DatabaseError(DatabaseErrorKind::UnableToSendCommand, _) => Self::DatabaseUnavailable,
-            // The database going away mid-query, refusing connections while it restarts, or
-            // cancelling a statement that ran past `statement_timeout`: all a 503, retryable.
-            Error::DatabaseError(_, info) if is_unavailable(info.message()) => Self::DatabaseUnavailable,
-            // PostgreSQL text cannot hold NUL: that is the client's input, not our bug.
-            Error::DatabaseError(_, info) if info.message().contains("invalid byte sequence") => {
+            diesel::result::Error::NotFound => Self::NotFound("no such resource"),
+            error if db::is_unavailable(&error) => Self::DatabaseUnavailable,
+            error if db::is_invalid_text(&error) => {
                 Self::BadRequest("text must not contain NUL characters".into())
             }
             other => Self::Unexpected(anyhow::Error::new(other).context("database query failed")),
@@ -217,37 +209,102 @@ impl From<diesel::result::Error> for ApiError {
     }
 }
 
-fn is_unavailable(message: &str) -> bool {
-    [
-        "canceling statement due to statement timeout",
-        "terminating connection",
-        "the database system is",
-        "server closed the connection",
-        "connection to server",
-    ]
-    .iter()
-    .any(|needle| message.contains(needle))
-}
-
-/// Rejects a body that failed validation, or passes the value through.
-pub fn check(errors: Vec<FieldError>) -> Result<(), ApiError> {
-    if errors.is_empty() { Ok(()) } else { Err(ApiError::Validation(errors)) }
-}
-
-/// Parses an optional field, collecting its error under `field`, so one response can
-/// report every invalid field at once.
-pub fn parse_field<T>(
-    errors: &mut Vec<FieldError>,
-    field: &str,
-    value: Option<&str>,
-    parse: impl FnOnce(&str) -> Result<T, String>,
-) -> Option<T> {
-    match value.map(parse) {
-        Some(Ok(parsed)) => Some(parsed),
-        Some(Err(message)) => {
-            errors.push(FieldError::new(field, message));
-            None
+impl From<DbError> for ApiError {
+    fn from(error: DbError) -> Self {
+        match error {
+            DbError::Unavailable(_) => Self::DatabaseUnavailable,
+            DbError::Task(cause) => {
+                Self::Unexpected(anyhow::Error::new(cause).context("blocking task failed"))
+            }
         }
-        None => None,
     }
 }
+
+impl From<Invalid> for ApiError {
+    fn from(Invalid(errors): Invalid) -> Self {
+        Self::Validation(errors)
+    }
+}
+
+/// The problem responses of an operation, from the errors its handler returns: status,
+/// `code` and headers come from each `ApiError` itself, so the document cannot name a status
+/// or code the handler does not send. Errors with the same status share one response.
+pub fn problem_responses(
+    errors: &[(ApiError, &str)],
+) -> BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::response::Response>> {
+    use utoipa::openapi::{ContentBuilder, HeaderBuilder, Ref, ResponseBuilder};
+    let mut by_status: BTreeMap<u16, Vec<&(ApiError, &str)>> = BTreeMap::new();
+    for entry in errors {
+        by_status.entry(entry.0.status_code().as_u16()).or_default().push(entry);
+    }
+    by_status
+        .into_iter()
+        .map(|(status, entries)| {
+            let mut description = String::new();
+            for (i, (error, text)) in entries.iter().enumerate() {
+                let text = match i {
+                    0 => text.to_string(),
+                    // "A (`a`), b (`b`), or c (`c`)": later entries continue the sentence.
+                    _ => text[..1].to_lowercase() + &text[1..],
+                };
+                let separator = match i {
+                    0 => "",
+                    _ if i + 1 == entries.len() => {
+                        if entries.len() == 2 {
+                            " or "
+                        } else {
+                            ", or "
+                        }
+                    }
+                    _ => ", ",
+                };
+                description.push_str(&format!("{separator}{text} (`{}`)", error.code()));
+            }
+            let mut response = ResponseBuilder::new().description(description).content(
+                "application/problem+json",
+                ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build(),
+            );
+            for (error, _) in entries {
+                if let Some((name, description)) = error.documented_header() {
+                    use utoipa::PartialSchema;
+                    let schema = if name == "Retry-After" { u64::schema() } else { String::schema() };
+                    let header = HeaderBuilder::new().schema(Some(schema)).description(Some(description));
+                    response = response.header(name, header.build());
+                }
+            }
+            (status.to_string(), response.build().into())
+        })
+        .collect()
+}
+
+impl ApiError {
+    /// The header this error's answer carries that a client acts on, for the document.
+    fn documented_header(&self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Self::TooManyAttempts { .. } => {
+                Some(("Retry-After", "Seconds until attempts are accepted again"))
+            }
+            Self::UpgradeRequired => Some(("Upgrade", "`websocket`")),
+            _ => None,
+        }
+    }
+}
+
+/// Declares the problem responses an operation documents, as the `ApiError`s its handler
+/// returns with a description of when: `responses((status = 200, …), OpenCheckinProblems)`.
+macro_rules! problems {
+    ($(#[$meta:meta])* $name:ident { $($error:expr => $description:literal,)+ }) => {
+        $(#[$meta])*
+        pub struct $name;
+
+        impl utoipa::IntoResponses for $name {
+            fn responses() -> std::collections::BTreeMap<
+                String,
+                utoipa::openapi::RefOr<utoipa::openapi::response::Response>,
+            > {
+                $crate::error::problem_responses(&[$(($error, $description)),+])
+            }
+        }
+    };
+}
+pub(crate) use problems;

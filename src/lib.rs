@@ -1,5 +1,13 @@
 //! rollcall: a classroom check-in backend (REST + WebSocket over actix-web and PostgreSQL).
+//!
+//! The layers, lowest first (`docs/ARCHITECTURE.md` draws them; a test keeps them acyclic):
+//! foundations (`clock`, `config`, `schema`, `db`, `domain`, `events`, `error`, `rejections`,
+//! `metrics`), then the features (`auth`, `users`, `courses`, `lessons`, `attendance`,
+//! `checkins`, `live`, `ops`), then assembly (`openapi`, `telemetry`, `startup`, `demo`,
+//! `watch`, `embedded`, `cli`).
 
+#[cfg(test)]
+mod architecture;
 pub mod attendance;
 pub mod auth;
 pub mod checkins;
@@ -9,18 +17,18 @@ pub mod config;
 pub mod courses;
 pub mod db;
 pub mod demo;
+pub mod domain;
 pub mod embedded;
 pub mod error;
+pub mod events;
 pub mod lessons;
 pub mod live;
 pub mod metrics;
 pub mod openapi;
 pub mod ops;
 pub mod rejections;
-pub mod rotating_code;
 pub mod schema;
 pub mod startup;
-pub mod state;
 pub mod telemetry;
 pub mod users;
 pub mod watch;

@@ -1,12 +1,9 @@
 //! Prometheus metrics: requests by route pattern (never the raw path) and status, their
 //! latency, live connections and lessons, check-in outcomes, and the database pool.
 
-use actix_web::{HttpResponse, get, web};
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
-
-use crate::state::AppState;
 
 pub struct Metrics {
     registry: Registry,
@@ -20,7 +17,7 @@ pub struct Metrics {
 
 /// How a check-in attempt ended, as counted in `rollcall_checkins_total{result}`.
 #[derive(Debug, Clone, Copy)]
-pub enum Attempt {
+pub enum CheckinOutcome {
     Accepted,
     Repeated,
     InvalidCode,
@@ -28,7 +25,7 @@ pub enum Attempt {
     Throttled,
 }
 
-impl Attempt {
+impl CheckinOutcome {
     fn label(self) -> &'static str {
         match self {
             Self::Accepted => "accepted",
@@ -89,11 +86,11 @@ impl Metrics {
             registry.register(collector).expect("unwrap: each metric is registered once");
         }
         for result in [
-            Attempt::Accepted,
-            Attempt::Repeated,
-            Attempt::InvalidCode,
-            Attempt::CodeExpired,
-            Attempt::Throttled,
+            CheckinOutcome::Accepted,
+            CheckinOutcome::Repeated,
+            CheckinOutcome::InvalidCode,
+            CheckinOutcome::CodeExpired,
+            CheckinOutcome::Throttled,
         ] {
             checkins.with_label_values(&[result.label()]);
         }
@@ -107,14 +104,14 @@ impl Metrics {
         self.latency.with_label_values(&labels).observe(seconds);
     }
 
-    pub fn count_checkin(&self, result: Attempt) {
+    pub fn count_checkin(&self, result: CheckinOutcome) {
         self.checkins.with_label_values(&[result.label()]).inc();
     }
 
-    fn render(&self, state: &AppState) -> String {
-        self.connections.set(state.hub.open_connections());
-        self.live_lessons.set(state.hub.live_lessons() as i64);
-        let pool = state.pool.state();
+    /// The text exposition, with the gauges read now.
+    pub fn render(&self, connections: i64, live_lessons: usize, pool: diesel::r2d2::State) -> String {
+        self.connections.set(connections);
+        self.live_lessons.set(live_lessons as i64);
         self.pool.with_label_values(&["idle"]).set(i64::from(pool.idle_connections));
         self.pool.with_label_values(&["in_use"]).set(i64::from(pool.connections - pool.idle_connections));
         let mut out = Vec::new();
@@ -128,22 +125,4 @@ impl Default for Metrics {
     fn default() -> Self {
         Self::new()
     }
-}
-
-/// Prometheus metrics, in the text exposition format.
-///
-/// No token needed; meant for a Prometheus scraper, not the SPA. Covers HTTP requests by
-/// method, route pattern and status with their latency, check-in attempts by result, open
-/// live WebSocket connections, lessons with live subscribers, and database pool use. Counts
-/// are per server instance.
-#[utoipa::path(
-    tag = "operations",
-    security(()),
-    responses((status = 200, description = "Metrics in Prometheus text format", content_type = "text/plain", body = String))
-)]
-#[get("/metrics")]
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(state.metrics.render(&state))
 }

@@ -1,8 +1,17 @@
-//! The OpenAPI document: its fixed parts (info, security, tags) live here; its paths and
-//! schemas come from the route registration in `startup::routes`, so they cannot drift.
+//! The OpenAPI document's fixed parts (info, security, tags), and the passes that complete
+//! what the route registration in `startup` collects: the problem responses every operation
+//! shares, and the input rules of the validated types.
 
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{Object, Schema};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
+
+use crate::domain::settings::CheckinSettings;
+use crate::domain::text::{
+    CheckinCode, CourseCode, Note, Password, RealName, Rule, StudentNumber, Title, Username,
+};
+use crate::error::Problem;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -14,6 +23,7 @@ use utoipa::{Modify, OpenApi};
             get a token from the login route and paste it into **Authorize**.\n\n\
             Errors are RFC 9457 problem details (`application/problem+json`) with a stable `code`.",
     ),
+    components(schemas(Problem)),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
     tags(
@@ -55,14 +65,6 @@ impl Modify for BearerAuth {
             ),
         );
     }
-}
-
-/// The document as committed in `openapi/openapi.json`: pretty JSON with a final newline.
-pub fn to_pretty_json() -> String {
-    // unwrap: the document is plain data that always serialises.
-    let mut json = crate::startup::document().to_pretty_json().expect("the OpenAPI document serialises");
-    json.push('\n');
-    json
 }
 
 /// Adds the problem responses every operation can give (malformed input, body limits,
@@ -108,5 +110,59 @@ pub fn add_common_responses(doc: &mut utoipa::openapi::OpenApi) {
                 add("503", "The database is unreachable (`database_unavailable`)");
             }
         }
+    }
+}
+
+/// Which validated type each free-text request field is read as: its pattern and lengths in
+/// the document come from that type's [`Rule`], the same one its `parse` applies.
+const TEXT_FIELDS: &[(&str, &str, Rule)] = &[
+    ("CreateUser", "username", Username::RULE),
+    ("CreateUser", "password", Password::RULE),
+    ("CreateUser", "real_name", RealName::RULE),
+    ("CreateUser", "student_number", StudentNumber::RULE),
+    ("UpdateMe", "real_name", RealName::RULE),
+    ("UpdateMe", "student_number", StudentNumber::RULE),
+    ("CreateCourse", "title", Title::RULE),
+    ("CreateCourse", "code", CourseCode::RULE),
+    ("CreateLesson", "title", Title::RULE),
+    ("SetAttendance", "note", Note::RULE),
+    ("CheckinRequest", "code", CheckinCode::RULE),
+];
+
+/// The check-in settings' ranges, from [`CheckinSettings`].
+const RANGED_FIELDS: &[(&str, &str, (i64, i64, i64))] = &[
+    ("OpenCheckin", "rotation_seconds", CheckinSettings::ROTATION),
+    ("OpenCheckin", "code_length", CheckinSettings::CODE_LENGTH),
+    ("OpenCheckin", "duration_seconds", CheckinSettings::DURATION),
+];
+
+/// Writes each validated field's rule into its request schema.
+pub fn apply_input_rules(doc: &mut utoipa::openapi::OpenApi) {
+    for (schema, field, rule) in TEXT_FIELDS {
+        let property = property(doc, schema, field);
+        rule.apply(property);
+        if rule.min == 0 {
+            // A field that may be empty needs no `minLength`.
+            property.min_length = None;
+        }
+    }
+    for (schema, field, (min, max, _)) in RANGED_FIELDS {
+        let property = property(doc, schema, field);
+        property.minimum = Some((*min).into());
+        property.maximum = Some((*max).into());
+    }
+}
+
+/// A request schema's property, which must exist: a renamed field fails every document build.
+fn property<'a>(doc: &'a mut utoipa::openapi::OpenApi, schema: &str, field: &str) -> &'a mut Object {
+    let found = doc.components.as_mut().and_then(|components| components.schemas.get_mut(schema)).and_then(
+        |schema| match schema {
+            RefOr::T(Schema::Object(object)) => object.properties.get_mut(field),
+            _ => None,
+        },
+    );
+    match found {
+        Some(RefOr::T(Schema::Object(property))) => property,
+        _ => panic!("the document has no property {schema}.{field} to apply its input rule to"),
     }
 }

@@ -1,13 +1,14 @@
-//! Operator endpoints: liveness and readiness.
+//! Operator endpoints: liveness, readiness and metrics.
 
 use actix_web::{HttpResponse, get, web};
 use diesel::RunQueryDsl;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::db;
-use crate::error::{ApiError, Problem};
-use crate::state::AppState;
+use crate::db::{self, DbPool};
+use crate::error::{ApiError, problems};
+use crate::live::hub::Hub;
+use crate::metrics::Metrics;
 
 /// How the service is doing.
 #[derive(Serialize, ToSchema)]
@@ -28,6 +29,10 @@ pub async fn healthz() -> web::Json<Health> {
     web::Json(Health { status: "ok" })
 }
 
+problems!(ReadyzProblems {
+    ApiError::DatabaseUnavailable => "The database is unreachable",
+});
+
 /// Readiness: 200 when the database answers, 503 otherwise.
 ///
 /// No token needed. Runs a trivial query on the database, so a load balancer can stop
@@ -38,14 +43,38 @@ pub async fn healthz() -> web::Json<Health> {
     security(()),
     responses(
         (status = 200, description = "Ready to serve", body = Health),
-        (status = 503, description = "The database is unreachable (`database_unavailable`)", body = Problem, content_type = "application/problem+json"),
+        ReadyzProblems,
     )
 )]
 #[get("/readyz")]
-pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    db::run(&state.pool, |conn| {
+pub async fn readyz(pool: web::Data<DbPool>) -> Result<HttpResponse, ApiError> {
+    db::run(&pool, |conn| -> Result<_, ApiError> {
         diesel::sql_query("SELECT 1").execute(conn).map_err(|_| ApiError::DatabaseUnavailable)
     })
     .await?;
     Ok(HttpResponse::Ok().json(Health { status: "ready" }))
+}
+
+/// Prometheus metrics, in the text exposition format.
+///
+/// No token needed; meant for a Prometheus scraper, not the SPA. Covers HTTP requests by
+/// method, route pattern and status with their latency, check-in attempts by result, open
+/// live WebSocket connections, lessons with live subscribers, and database pool use. Counts
+/// are per server instance.
+#[utoipa::path(
+    tag = "operations",
+    security(()),
+    responses((status = 200, description = "Metrics in Prometheus text format", content_type = "text/plain", body = String))
+)]
+#[get("/metrics")]
+pub async fn metrics(
+    metrics: web::Data<Metrics>,
+    hub: web::Data<Hub>,
+    pool: web::Data<DbPool>,
+) -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(metrics.render(
+        hub.open_connections(),
+        hub.live_lessons(),
+        pool.state(),
+    ))
 }

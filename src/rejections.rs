@@ -14,7 +14,8 @@ use serde::de::{self, DeserializeOwned, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Number, Value};
 
-use crate::error::{ApiError, FieldError};
+use crate::domain::text::FieldError;
+use crate::error::ApiError;
 
 /// Largest accepted request body.
 pub const BODY_LIMIT: usize = 64 * 1024;

@@ -11,17 +11,18 @@ use utoipa::OpenApi;
 use utoipa_actix_web::{AppExt, scope};
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::auth::Authenticator;
 use crate::auth::jwt::TokenKeys;
 use crate::checkins::batch::Checkins;
-use crate::clock::SharedClock;
+use crate::checkins::client::TrustedProxies;
+use crate::clock::{Clock, SharedClock};
 use crate::config::Settings;
 use crate::db::DbPool;
 use crate::live::limits::ConnectionLimits;
-use crate::live::{self, Heartbeat, hub::Hub};
-use crate::metrics::{self, Metrics};
-use crate::openapi::ApiDoc;
+use crate::live::{self, Heartbeat, LiveSettings, hub::Hub};
+use crate::metrics::Metrics;
+use crate::openapi::{self, ApiDoc};
 use crate::rejections::{self, RouteTable};
-use crate::state::AppState;
 use crate::{attendance, auth, checkins, courses, lessons, ops, telemetry, users};
 
 /// Every route, registered once. The OpenAPI document is collected from this list.
@@ -41,11 +42,11 @@ fn api(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(lessons::create_lesson)
         .service(lessons::list_lessons)
         .service(lessons::get_lesson)
-        .service(lessons::checkin::open_checkin)
-        .service(lessons::checkin::close_checkin)
-        .service(lessons::checkin::get_checkin_code)
+        .service(lessons::checkin_control::open_checkin)
+        .service(lessons::checkin_control::close_checkin)
+        .service(lessons::checkin_control::get_checkin_code)
         .service(checkins::create_checkin)
-        .service(checkins::list_my_attendance)
+        .service(attendance::list_my_attendance)
         .service(attendance::get_lesson_attendance)
         .service(attendance::set_attendance)
         .service(attendance::get_course_attendance)
@@ -54,7 +55,7 @@ fn api(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
 }
 
 fn operations(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    config.service(ops::healthz).service(ops::readyz).service(metrics::metrics);
+    config.service(ops::healthz).service(ops::readyz).service(ops::metrics);
 }
 
 /// Registers the routes on `app` and returns it with the document collected from them.
@@ -72,8 +73,17 @@ where
 /// The OpenAPI document, built from the same registration the server uses.
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut document = with_routes(App::new()).1;
-    crate::openapi::add_common_responses(&mut document);
+    openapi::add_common_responses(&mut document);
+    openapi::apply_input_rules(&mut document);
     document
+}
+
+/// The document as committed in `openapi/openapi.json`: pretty JSON with a final newline.
+pub fn document_json() -> String {
+    // unwrap: the document is plain data that always serialises.
+    let mut json = document().to_pretty_json().expect("the OpenAPI document serialises");
+    json.push('\n');
+    json
 }
 
 /// (pattern, methods) for each documented path, for 404-versus-405 answers.
@@ -121,6 +131,35 @@ fn cors(origins: &[String]) -> actix_cors::Cors {
         .max_age(3600)
 }
 
+/// The shared pieces handlers take as `web::Data`, built once and cloned into each worker.
+#[derive(Clone)]
+struct State {
+    pool: web::Data<DbPool>,
+    clock: web::Data<dyn Clock>,
+    authenticator: web::Data<Authenticator>,
+    checkins: web::Data<Checkins>,
+    hub: web::Data<Hub>,
+    live: web::Data<LiveSettings>,
+    proxies: web::Data<TrustedProxies>,
+    metrics: web::Data<Metrics>,
+}
+
+impl State {
+    fn register<T>(self, app: App<T>) -> App<T>
+    where
+        T: ServiceFactory<ServiceRequest, Config = (), Error = actix_web::Error, InitError = ()>,
+    {
+        app.app_data(self.pool)
+            .app_data(self.clock)
+            .app_data(self.authenticator)
+            .app_data(self.checkins)
+            .app_data(self.hub)
+            .app_data(self.live)
+            .app_data(self.proxies)
+            .app_data(self.metrics)
+    }
+}
+
 pub struct Application {
     port: u16,
     server: Server,
@@ -140,37 +179,38 @@ impl Application {
         let listener = TcpListener::bind(settings.bind)
             .map_err(|e| anyhow::anyhow!("cannot listen on {} (ROLLCALL_BIND): {e}", settings.bind))?;
         let port = listener.local_addr()?.port();
-        let hub = Hub::new(pool.clone(), clock.clone());
-        tokio::spawn(live::events::listen(database_url.to_owned(), hub.clone()));
-        let checkins = Checkins::start(pool.clone());
-        let state = web::Data::new(AppState {
-            pool,
-            tokens: TokenKeys::new(
-                jwt_secret,
-                &settings.jwt_issuer,
-                &settings.jwt_audience,
-                settings.token_ttl,
-            ),
-            clock,
-            trusted_proxies: settings.trusted_proxies.clone(),
-            cors_origins: settings.cors_origins.clone(),
-            hub: hub.clone(),
-            heartbeat: Heartbeat {
-                ping_every: settings.ws_ping_interval,
-                drop_after: settings.ws_client_timeout,
-                ..Heartbeat::default()
-            },
-            checkins,
-            live_limits: ConnectionLimits::new(settings.ws_max_connections, settings.ws_max_per_user),
-            metrics: Metrics::new(),
-        });
+        let limits = ConnectionLimits::new(settings.ws_max_connections, settings.ws_max_per_user);
+        let hub = Hub::new(pool.clone(), clock.clone(), limits);
+        tokio::spawn(live::listener::listen(database_url.to_owned(), hub.clone()));
+        let keys =
+            TokenKeys::new(jwt_secret, &settings.jwt_issuer, &settings.jwt_audience, settings.token_ttl);
+        // Each handler takes the pieces it needs; nothing holds them all.
+        let state = State {
+            authenticator: web::Data::new(Authenticator { keys, pool: pool.clone(), clock: clock.clone() }),
+            checkins: web::Data::new(Checkins::start(pool.clone())),
+            pool: web::Data::new(pool),
+            clock: web::Data::from(clock),
+            hub: web::Data::new(hub.clone()),
+            live: web::Data::new(LiveSettings {
+                allowed_origins: settings.cors_origins.clone(),
+                heartbeat: Heartbeat {
+                    ping_every: settings.ws_ping_interval,
+                    drop_after: settings.ws_client_timeout,
+                    ..Heartbeat::default()
+                },
+            }),
+            proxies: web::Data::new(TrustedProxies(settings.trusted_proxies.clone())),
+            metrics: web::Data::new(Metrics::new()),
+        };
         let cors_origins = settings.cors_origins.clone();
         let document = document();
         let routes = web::Data::new(route_table(&document));
         let document = Arc::new(document);
         let server = HttpServer::new(move || {
             let (app, _) = with_routes(App::new());
-            app.app_data(state.clone())
+            let state = state.clone();
+            state
+                .register(app)
                 .app_data(routes.clone())
                 .app_data(rejections::json_config())
                 .app_data(rejections::query_config())

@@ -53,8 +53,8 @@ pub async fn request_log(
     let mut response = next.call(req).instrument(span.clone()).await?;
     let route = response.request().match_pattern().unwrap_or_else(|| "(unmatched)".into());
     let status = response.status().as_u16();
-    if let Some(state) = response.request().app_data::<actix_web::web::Data<crate::state::AppState>>() {
-        state.metrics.observe_request(method.as_str(), &route, status, started.elapsed().as_secs_f64());
+    if let Some(metrics) = response.request().app_data::<actix_web::web::Data<crate::metrics::Metrics>>() {
+        metrics.observe_request(method.as_str(), &route, status, started.elapsed().as_secs_f64());
     }
     span.in_scope(|| {
         tracing::info!(

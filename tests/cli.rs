@@ -650,7 +650,7 @@ async fn sigterm_lets_in_flight_requests_finish() {
 fn seed_lesson(url: &str, secret: &str, count: i64) -> (String, Vec<(i64, String)>) {
     use diesel::prelude::*;
     use rollcall::auth::jwt::TokenKeys;
-    use rollcall::users::model::Role;
+    use rollcall::domain::user::Role;
     let mut conn = PgConnection::establish(url).unwrap();
     diesel::connection::SimpleConnection::batch_execute(
         &mut conn,

@@ -11,8 +11,8 @@ use std::time::Duration;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use rollcall::auth::jwt::TokenKeys;
+use rollcall::domain::user::Role;
 use rollcall::embedded::EmbeddedPostgres;
-use rollcall::users::model::Role;
 
 pub const SECRET: &str = "benchmark-secret-benchmark-secret-0123456789";
 

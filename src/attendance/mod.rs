@@ -1,11 +1,12 @@
 //! A lesson's results for its teacher (JSON or CSV), teacher changes with an audit trail,
-//! and the per-course report.
+//! the per-course report, and a student's own history (`/me/attendance`).
 
 pub mod export;
+mod mine;
 pub mod records;
 mod report;
-pub mod status;
 
+pub use mine::list_my_attendance;
 pub use report::get_course_attendance;
 
 use std::collections::HashSet;
@@ -17,18 +18,19 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::extract::Authenticated;
+use crate::clock::Clock;
 use crate::courses::{access, queries as courses};
-use crate::db;
-use crate::error::{ApiError, Problem, check, parse_field};
-use crate::lessons::window::Window;
+use crate::db::{self, DbPool};
+use crate::domain::status::{self, Method, RecordStatus, Status};
+use crate::domain::text::{Note, check, parse_field};
+use crate::domain::user::UserRef;
+use crate::domain::window::Window;
+use crate::error::{ApiError, problems};
+use crate::events::{self, Event};
 use crate::lessons::{Lesson, queries as lesson_queries};
-use crate::live::events::{self, Event};
 use crate::rejections::JsonObject;
-use crate::state::AppState;
-use crate::users::model::{UserRef, bounded_text};
 use export::{FormatQuery, csv_response, text_cell, to_csv, wants_csv};
 use records::{Change, RecordRow};
-use status::{Method, RecordStatus, Status};
 
 /// The proxy-attendance flag for a device that checked in more than one student.
 pub const SHARED_DEVICE: &str = "shared_device";
@@ -147,6 +149,12 @@ pub fn lesson_attendance(
     Ok((LessonAttendance { lesson, summary, records }, latest))
 }
 
+problems!(GetLessonAttendanceProblems {
+    ApiError::BadRequest(String::new()) => "Unknown `format`",
+    ApiError::Forbidden("") => "Not the course's teacher or an admin",
+    ApiError::NotFound("") => "No such lesson",
+});
+
 /// A lesson's results (the course's teacher, admin).
 ///
 /// One record per enrolled student (plus former students with a record), with a summary
@@ -164,21 +172,20 @@ pub fn lesson_attendance(
             (LessonAttendance = "application/json"),
             (String = "text/csv", example = "student_number,username,real_name,status,checked_in_at,method\nD0001,demo.student01,Ada Lovelace,present,2026-11-25T08:01:12Z,code\n"),
         )),
-        (status = 400, description = "Unknown `format` (`bad_request`)", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not the course's teacher or an admin (`forbidden`)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such lesson (`not_found`)", body = Problem, content_type = "application/problem+json"),
+        GetLessonAttendanceProblems,
     )
 )]
 #[get("/lessons/{lesson_id}/attendance")]
 pub async fn get_lesson_attendance(
-    state: web::Data<AppState>,
+    pool: web::Data<DbPool>,
+    clock: web::Data<dyn Clock>,
     req: HttpRequest,
     caller: Authenticated,
     path: web::Path<i64>,
     format: web::Query<FormatQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (lesson_id, user, now) = (path.into_inner(), caller.user, state.clock.now());
-    let results = db::run(&state.pool, move |conn| {
+    let (lesson_id, user, now) = (path.into_inner(), caller.user, clock.now());
+    let results = db::run(&pool, move |conn| -> Result<_, ApiError> {
         let (course_id, _) = access::check_lesson(conn, lesson_id, &user, access::STAFF)?;
         Ok(lesson_attendance(conn, course_id, lesson_id, now)?.0)
     })
@@ -210,9 +217,16 @@ pub fn rfc3339(at: DateTime<Utc>) -> String {
 pub struct SetAttendance {
     pub status: RecordStatus,
     /// Why (at most 1000 characters); shown to the teacher and kept in the audit trail.
-    #[schema(example = "doctor's note", max_length = 1000, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
+    #[schema(example = "doctor's note")]
     pub note: Option<String>,
 }
+
+problems!(SetAttendanceProblems {
+    ApiError::BadRequest(String::new()) => "Malformed body or unknown status",
+    ApiError::Forbidden("") => "Not the course's teacher",
+    ApiError::NotFound("") => "No such lesson, or the student is not enrolled",
+    ApiError::Validation(Vec::new()) => "Note too long",
+});
 
 /// Set a student's status (the course's teacher).
 ///
@@ -224,28 +238,23 @@ pub struct SetAttendance {
     request_body(content = SetAttendance, example = json!({"status": "excused", "note": "doctor's note"})),
     responses(
         (status = 200, description = "The updated record", body = AttendanceRecord),
-        (status = 400, description = "Malformed body or unknown status (`bad_request`)", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not the course's teacher (`forbidden`)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such lesson, or the student is not enrolled (`not_found`)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Note too long (`validation_failed`)", body = Problem, content_type = "application/problem+json"),
+        SetAttendanceProblems,
     )
 )]
 #[put("/lessons/{lesson_id}/attendance/{student_id}")]
 pub async fn set_attendance(
-    state: web::Data<AppState>,
+    pool: web::Data<DbPool>,
+    clock: web::Data<dyn Clock>,
     caller: Authenticated,
     path: web::Path<(i64, i64)>,
     body: JsonObject<SetAttendance>,
 ) -> Result<web::Json<AttendanceRecord>, ApiError> {
     let SetAttendance { status, note } = body.into_inner();
     let mut errors = Vec::new();
-    let note = parse_field(&mut errors, "note", note.as_deref().map(str::trim), |n| {
-        bounded_text(n, 0, 1000).map(str::to_owned)
-    })
-    .filter(|n| !n.is_empty());
+    let note = parse_field(&mut errors, "note", note.as_deref(), Note::parse).flatten().map(Note::into_inner);
     check(errors)?;
-    let ((lesson_id, student_id), user, now) = (path.into_inner(), caller.user, state.clock.now());
-    let updated = db::run(&state.pool, move |conn| {
+    let ((lesson_id, student_id), user, now) = (path.into_inner(), caller.user, clock.now());
+    let updated = db::run(&pool, move |conn| -> Result<_, ApiError> {
         let (course_id, _) = access::check_lesson(conn, lesson_id, &user, access::TEACHER)?;
         if !courses::is_enrolled(conn, course_id, student_id)? {
             return Err(ApiError::NotFound("this student is not enrolled in the lesson's course"));
@@ -265,7 +274,7 @@ pub async fn set_attendance(
             let row = records::apply_change(conn, &change)?;
             events::publish(conn, Event::Record { lesson_id, student_id })?;
             let shared = records::shared_devices(conn, lesson_id)?;
-            let student = crate::users::queries::find(conn, student_id)?
+            let student = crate::auth::queries::find_user(conn, student_id)?
                 .ok_or(ApiError::NotFound("no such student"))?;
             let student = UserRef::from(student);
             Ok(record(student, Some(row), latest.as_ref(), &shared, now))

@@ -5,9 +5,9 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
-use super::status::{Method, RecordStatus};
+use crate::domain::status::{Method, RecordStatus, Status};
+use crate::domain::user::UserRef;
 use crate::schema::{attendance, attendance_audit, enrollments, users};
-use crate::users::model::UserRef;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = attendance, check_for_backend(diesel::pg::Pg))]
@@ -134,7 +134,7 @@ pub struct Change<'a> {
     pub by: i64,
     pub at: DateTime<Utc>,
     /// The effective status before the change, for the audit trail.
-    pub old_status: super::status::Status,
+    pub old_status: Status,
 }
 
 /// A teacher's change: upserts the record (keeping how and when the student checked in,

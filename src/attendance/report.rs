@@ -11,15 +11,15 @@ use utoipa::ToSchema;
 
 use super::export::{FormatQuery, csv_response, text_cell, to_csv, wants_csv};
 use super::rfc3339;
-use super::status::{RecordStatus, Status, status};
 use crate::auth::extract::Authenticated;
+use crate::clock::Clock;
 use crate::courses::{access, queries as courses};
-use crate::db;
-use crate::error::{ApiError, Problem};
+use crate::db::{self, DbPool};
+use crate::domain::status::{RecordStatus, Status, status};
+use crate::domain::user::UserRef;
+use crate::error::{ApiError, problems};
 use crate::lessons::queries as lessons;
 use crate::schema::{attendance, lessons as lessons_table};
-use crate::state::AppState;
-use crate::users::model::UserRef;
 
 /// One enrolled student's totals over the course's lessons whose check-in has been opened.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -42,6 +42,12 @@ pub struct CourseAttendanceRow {
     pub last_attended_at: Option<DateTime<Utc>>,
 }
 
+problems!(GetCourseAttendanceProblems {
+    ApiError::BadRequest(String::new()) => "Unknown `format`",
+    ApiError::Forbidden("") => "Not the course's teacher or an admin",
+    ApiError::NotFound("") => "No such course",
+});
+
 /// A course's attendance report (the course's teacher, admin).
 ///
 /// One row per enrolled student, over the course's lessons whose check-in has been opened at
@@ -56,21 +62,20 @@ pub struct CourseAttendanceRow {
             (Vec<CourseAttendanceRow> = "application/json"),
             (String = "text/csv"),
         )),
-        (status = 400, description = "Unknown `format` (`bad_request`)", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not the course's teacher or an admin (`forbidden`)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such course (`not_found`)", body = Problem, content_type = "application/problem+json"),
+        GetCourseAttendanceProblems,
     )
 )]
 #[get("/courses/{course_id}/attendance")]
 pub async fn get_course_attendance(
-    state: web::Data<AppState>,
+    pool: web::Data<DbPool>,
+    clock: web::Data<dyn Clock>,
     req: HttpRequest,
     caller: Authenticated,
     path: web::Path<i64>,
     format: web::Query<FormatQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (course_id, user, now) = (path.into_inner(), caller.user, state.clock.now());
-    let report = db::run(&state.pool, move |conn| {
+    let (course_id, user, now) = (path.into_inner(), caller.user, clock.now());
+    let report = db::run(&pool, move |conn| -> Result<_, ApiError> {
         access::check_course(conn, course_id, &user, access::STAFF)?;
         Ok(course_report(conn, course_id, now)?)
     })

@@ -9,12 +9,9 @@ use std::pin::Pin;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 
-use super::jwt::TokenError;
-use crate::db;
+use super::Authenticator;
+use crate::domain::user::{Role, User};
 use crate::error::ApiError;
-use crate::state::AppState;
-use crate::users::model::{Role, User};
-use crate::users::queries;
 
 /// Which roles an extractor lets through.
 pub trait RoleRule {
@@ -67,13 +64,11 @@ impl<R: RoleRule> FromRequest for Authenticated<R> {
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let auth = authenticator(req).clone();
         let token = bearer_token(req).map(str::to_owned);
         Box::pin(async move {
-            // unwrap: the application always registers AppState.
-            let state = state.expect("AppState is registered");
             let token = token.ok_or(ApiError::Unauthorized("send `Authorization: Bearer <token>`"))?;
-            let user = authenticate(&state, &token).await?;
+            let user = auth.authenticate(&token).await?;
             if !R::ALLOWED.contains(&user.role) {
                 return Err(ApiError::Forbidden(R::DENIED));
             }
@@ -96,11 +91,9 @@ impl<R: RoleRule> FromRequest for Claimed<R> {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         std::future::ready((|| {
-            // unwrap: the application always registers AppState.
-            let state = req.app_data::<web::Data<AppState>>().expect("AppState is registered");
             let token =
                 bearer_token(req).ok_or(ApiError::Unauthorized("send `Authorization: Bearer <token>`"))?;
-            let (id, role) = verify(state, token)?;
+            let (id, role) = authenticator(req).verify(token)?;
             if !R::ALLOWED.contains(&role) {
                 return Err(ApiError::Forbidden(R::DENIED));
             }
@@ -116,23 +109,7 @@ pub fn bearer_token(req: &HttpRequest) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
 }
 
-/// Verifies an access token: the user id and role it names.
-fn verify(state: &AppState, token: &str) -> Result<(i64, Role), ApiError> {
-    let claims = state.tokens.verify(token, state.clock.now()).map_err(|err| {
-        ApiError::Unauthorized(match err {
-            TokenError::Expired => "the access token has expired",
-            TokenError::NotYetValid => "the access token is not valid yet",
-            TokenError::Invalid => "the access token is invalid",
-        })
-    })?;
-    let id: i64 = claims.sub.parse().map_err(|_| ApiError::Unauthorized("the access token is invalid"))?;
-    Ok((id, claims.role))
-}
-
-/// Verifies an access token and loads its user, who must still exist.
-pub async fn authenticate(state: &AppState, token: &str) -> Result<User, ApiError> {
-    let (id, _) = verify(state, token)?;
-    db::run(&state.pool, move |conn| Ok(queries::find(conn, id)?))
-        .await?
-        .ok_or(ApiError::Unauthorized("the access token's user no longer exists"))
+fn authenticator(req: &HttpRequest) -> &web::Data<Authenticator> {
+    // unwrap: the application always registers the authenticator.
+    req.app_data::<web::Data<Authenticator>>().expect("the Authenticator is registered")
 }

@@ -2,22 +2,17 @@
 //! throttled per username across every server instance.
 
 use actix_web::{post, web};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use diesel::Connection;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::password;
+use super::{Authenticator, password, queries};
 use crate::db;
-use crate::error::{ApiError, Problem};
+use crate::domain::throttle::LOGIN;
+use crate::domain::user::User;
+use crate::error::{ApiError, problems};
 use crate::rejections::JsonObject;
-use crate::state::AppState;
-use crate::users::model::User;
-use crate::users::queries;
-
-/// Failures allowed per username within `WINDOW` before logins answer 429.
-const MAX_FAILURES: i64 = 10;
-const WINDOW: Duration = Duration::minutes(5);
 
 /// A username and password to log in with.
 #[derive(Deserialize, ToSchema)]
@@ -44,6 +39,13 @@ pub struct LoginResponse {
     pub user: User,
 }
 
+problems!(LoginProblems {
+    ApiError::BadRequest(String::new()) => "Malformed body",
+    ApiError::InvalidCredentials => "Wrong username or password",
+    ApiError::Validation(Vec::new()) => "A field is missing",
+    ApiError::TooManyAttempts { retry_after_secs: 1 } => "Too many failures; see `Retry-After`",
+});
+
 enum Outcome {
     LoggedIn(User),
     WrongCredentials,
@@ -59,18 +61,11 @@ enum Outcome {
     tag = "auth",
     security(()),
     request_body(content = LoginRequest, example = json!({"username": "demo.teacher", "password": "demo-teacher-pw"})),
-    responses(
-        (status = 200, description = "Logged in", body = LoginResponse),
-        (status = 400, description = "Malformed body (`bad_request`)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Wrong username or password (`invalid_credentials`)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field is missing (`validation_failed`)", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many failures (`too_many_attempts`); see `Retry-After`", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u64, description = "Seconds until the next attempt is allowed"))),
-    )
+    responses((status = 200, description = "Logged in", body = LoginResponse), LoginProblems)
 )]
 #[post("/auth/login")]
 pub async fn login(
-    state: web::Data<AppState>,
+    auth: web::Data<Authenticator>,
     body: JsonObject<LoginRequest>,
 ) -> Result<web::Json<LoginResponse>, ApiError> {
     let LoginRequest { username, password } = body.into_inner();
@@ -78,19 +73,19 @@ pub async fn login(
     if username.len() > 64 || password.len() > 256 {
         return Err(ApiError::InvalidCredentials);
     }
-    let now = state.clock.now();
-    let outcome = db::run(&state.pool, move |conn| {
+    let now = auth.clock.now();
+    let outcome = db::run(&auth.pool, move |conn| -> Result<_, ApiError> {
         Ok(conn.transaction(|conn| attempt(conn, &username, &password, now))?)
     })
     .await?;
     match outcome {
         Outcome::LoggedIn(user) => {
-            let access_token = state.tokens.issue(user.id, user.role, &user.username, now)?;
+            let access_token = auth.keys.issue(user.id, user.role, &user.username, now)?;
             tracing::info!(user_id = user.id, "login succeeded");
             Ok(web::Json(LoginResponse {
                 access_token,
                 token_type: "Bearer",
-                expires_in: state.tokens.ttl_seconds(),
+                expires_in: auth.keys.ttl_seconds(),
                 user,
             }))
         }
@@ -110,10 +105,9 @@ fn attempt(
     now: DateTime<Utc>,
 ) -> diesel::QueryResult<Outcome> {
     queries::lock_username(conn, username)?;
-    let (failures, oldest) = queries::recent_login_failures(conn, username, now - WINDOW)?;
-    if failures >= MAX_FAILURES {
-        let free_at = oldest.unwrap_or(now) + WINDOW;
-        return Ok(Outcome::Throttled { retry_after_secs: seconds_until(now, free_at) });
+    let (failures, oldest) = queries::recent_login_failures(conn, username, LOGIN.since(now))?;
+    if let Some(retry_after_secs) = LOGIN.retry_after(failures, oldest, now) {
+        return Ok(Outcome::Throttled { retry_after_secs });
     }
     let found = queries::find_credentials(conn, username)?;
     let (user, hash) = match found {
@@ -124,7 +118,7 @@ fn attempt(
     let verified = password::verify(password, hash.as_deref());
     match user.filter(|_| verified) {
         Some(user) => {
-            queries::clear_login_failures(conn, username, now - WINDOW)?;
+            queries::clear_login_failures(conn, username, LOGIN.since(now))?;
             Ok(Outcome::LoggedIn(user))
         }
         None => {
@@ -132,10 +126,4 @@ fn attempt(
             Ok(Outcome::WrongCredentials)
         }
     }
-}
-
-/// Whole seconds from `now` until `then`, at least 1.
-pub fn seconds_until(now: DateTime<Utc>, then: DateTime<Utc>) -> u64 {
-    let millis = (then - now).num_milliseconds().max(0) as u64;
-    millis.div_ceil(1000).max(1)
 }

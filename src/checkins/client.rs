@@ -10,6 +10,10 @@ use crate::error::ApiError;
 
 pub const DEVICE_ID: &str = "x-device-id";
 
+/// Peers whose `X-Forwarded-For` we believe (`ROLLCALL_TRUSTED_PROXIES`).
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies(pub Vec<IpAddr>);
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClientInfo {
     pub ip: Option<String>,
@@ -18,7 +22,7 @@ pub struct ClientInfo {
 }
 
 impl ClientInfo {
-    pub fn from_request(req: &HttpRequest, trusted_proxies: &[IpAddr]) -> Result<Self, ApiError> {
+    pub fn from_request(req: &HttpRequest, trusted: &TrustedProxies) -> Result<Self, ApiError> {
         let peer = req.peer_addr().map(|addr| addr.ip());
         let forwarded = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
         let user_agent = req
@@ -33,7 +37,7 @@ impl ClientInfo {
             })?),
         };
         Ok(Self {
-            ip: client_ip(peer, forwarded, trusted_proxies).map(|ip| ip.to_string()),
+            ip: client_ip(peer, forwarded, &trusted.0).map(|ip| ip.to_string()),
             user_agent,
             device_id,
         })

@@ -1,41 +1,32 @@
-//! The student side: checking in with a code, and reading one's own attendance.
+//! A student checking in with a code (as opposed to the teacher's check-in control, in
+//! `lessons::checkin_control`): the handler, and the group commit that settles check-ins.
 
 pub mod batch;
 pub mod client;
-mod mine;
 pub mod queries;
-
-pub use mine::list_my_attendance;
+mod settle;
 
 use actix_web::{HttpRequest, HttpResponse, post, web};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::attendance::status::Status;
 use crate::auth::extract::{Claimed, StudentOnly};
-use crate::error::{ApiError, Problem};
-use crate::metrics::Attempt;
+use crate::clock::Clock;
+use crate::domain::code::Verdict;
+use crate::domain::status::Status;
+use crate::domain::text::{CheckinCode, Invalid};
+use crate::error::{ApiError, problems};
+use crate::metrics::{CheckinOutcome, Metrics};
 use crate::rejections::JsonObject;
-use crate::rotating_code::Verdict;
-use crate::state::AppState;
-use batch::Outcome;
-use client::ClientInfo;
-
-/// Wrong codes allowed per student within `WINDOW`.
-pub(crate) const MAX_FAILURES: i64 = 10;
-pub(crate) const WINDOW: Duration = Duration::seconds(60);
+use batch::{Checkins, Outcome};
+use client::{ClientInfo, TrustedProxies};
 
 /// A student's check-in: the code alone says which lesson.
 #[derive(Deserialize, ToSchema)]
 pub struct CheckinRequest {
     /// The code shown on the teacher's screen.
-    #[schema(
-        example = "042917",
-        min_length = 1,
-        max_length = 32,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
-    )]
+    #[schema(example = "042917")]
     pub code: String,
 }
 
@@ -58,6 +49,15 @@ pub struct CheckinResult {
     pub checked_in_at: Option<DateTime<Utc>>,
 }
 
+problems!(CreateCheckinProblems {
+    ApiError::BadRequest(String::new()) => "Malformed body or `X-Device-Id`",
+    ApiError::Forbidden("") => "Caller is not a student",
+    ApiError::InvalidCode => "No open check-in matches",
+    ApiError::CodeExpired => "The code has just expired",
+    ApiError::Validation(Vec::new()) => "The code is empty",
+    ApiError::TooManyAttempts { retry_after_secs: 1 } => "Too many wrong codes",
+});
+
 /// Check in with a code (student).
 ///
 /// The code alone says which lesson: the server looks for an open check-in among the
@@ -76,38 +76,35 @@ pub struct CheckinResult {
     responses(
         (status = 201, description = "Checked in", body = CheckinResult),
         (status = 200, description = "Already had a record for that lesson; nothing changed", body = CheckinResult),
-        (status = 400, description = "Malformed body or `X-Device-Id` (`bad_request`)", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Caller is not a student (`forbidden`)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "No open check-in matches (`invalid_code`), the code has just expired (`code_expired`), or the code is empty (`validation_failed`)", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many wrong codes (`too_many_attempts`)", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u64, description = "Seconds until attempts are accepted again"))),
+        CreateCheckinProblems,
     )
 )]
 #[post("/checkins")]
 pub async fn create_checkin(
-    state: web::Data<AppState>,
+    checkins: web::Data<Checkins>,
+    clock: web::Data<dyn Clock>,
+    metrics: web::Data<Metrics>,
+    proxies: web::Data<TrustedProxies>,
     req: HttpRequest,
     student: Claimed<StudentOnly>,
     body: JsonObject<CheckinRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let code = body.into_inner().code.trim().to_owned();
-    if code.is_empty() || code.len() > 32 {
-        return Err(ApiError::invalid_field("code", "must be 1 to 32 characters long"));
-    }
-    let client = ClientInfo::from_request(&req, &state.trusted_proxies)?;
-    let attempt = batch::Attempt { student_id: student.id, code, client, now: state.clock.now() };
-    let outcome = state.checkins.submit(attempt).await?;
-    let attempt = match &outcome {
-        Outcome::Created(_) => Some(Attempt::Accepted),
-        Outcome::Existing(_) => Some(Attempt::Repeated),
-        Outcome::Rejected(Verdict::Expired) => Some(Attempt::CodeExpired),
-        Outcome::Rejected(_) => Some(Attempt::InvalidCode),
-        Outcome::Throttled { .. } => Some(Attempt::Throttled),
+    let code = CheckinCode::parse(&body.code).map_err(|message| Invalid::field("code", message))?;
+    let client = ClientInfo::from_request(&req, &proxies)?;
+    let attempt =
+        batch::Attempt { student_id: student.id, code: code.into_inner(), client, now: clock.now() };
+    let outcome = checkins.submit(attempt).await?;
+    let counted = match &outcome {
+        Outcome::Created(_) => Some(CheckinOutcome::Accepted),
+        Outcome::Existing(_) => Some(CheckinOutcome::Repeated),
+        Outcome::Rejected(Verdict::Expired) => Some(CheckinOutcome::CodeExpired),
+        Outcome::Rejected(_) => Some(CheckinOutcome::InvalidCode),
+        Outcome::Throttled { .. } => Some(CheckinOutcome::Throttled),
         // Not a check-in attempt: the account behind the token is gone.
         Outcome::UnknownStudent => None,
     };
-    if let Some(attempt) = attempt {
-        state.metrics.count_checkin(attempt);
+    if let Some(counted) = counted {
+        metrics.count_checkin(counted);
     }
     match outcome {
         Outcome::Created(result) => Ok(HttpResponse::Created().json(result)),

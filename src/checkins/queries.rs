@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Text, Timestamptz};
 
-use crate::lessons::window::Window;
+use crate::domain::window::Window;
 use crate::schema::checkin_failures;
 
 /// An open window of one of the student's courses, with what the answer names.

@@ -6,9 +6,9 @@
 
 use diesel::prelude::*;
 
+use crate::domain::user::{Role, User};
 use crate::error::ApiError;
 use crate::schema::{courses, enrollments, lessons};
-use crate::users::model::{Role, User};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Relation {

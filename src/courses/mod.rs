@@ -13,11 +13,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::extract::{Authenticated, TeacherOnly};
-use crate::db;
-use crate::error::{ApiError, Problem, check, parse_field};
+use crate::clock::Clock;
+use crate::db::{self, DbPool};
+use crate::domain::text::{CourseCode, Title, check, parse_field};
+use crate::domain::user::UserRef;
+use crate::error::{ApiError, problems};
 use crate::rejections::JsonObject;
-use crate::state::AppState;
-use crate::users::model::{UserRef, bounded_text};
 
 /// A course, taught by one teacher.
 #[derive(Debug, Serialize, ToSchema)]
@@ -43,22 +44,18 @@ pub struct Course {
 #[derive(Deserialize, ToSchema)]
 pub struct CreateCourse {
     /// 1–200 characters.
-    #[schema(
-        example = "Introduction to Computing",
-        min_length = 1,
-        max_length = 200,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
-    )]
+    #[schema(example = "Introduction to Computing")]
     pub title: String,
     /// 1–32 characters.
-    #[schema(
-        example = "CS101",
-        min_length = 1,
-        max_length = 32,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
-    )]
+    #[schema(example = "CS101")]
     pub code: Option<String>,
 }
+
+problems!(CreateCourseProblems {
+    ApiError::BadRequest(String::new()) => "Malformed body",
+    ApiError::Forbidden("") => "Caller is not a teacher",
+    ApiError::Validation(Vec::new()) => "Invalid field",
+});
 
 /// Create a course (teacher).
 ///
@@ -68,29 +65,25 @@ pub struct CreateCourse {
     request_body(content = CreateCourse, example = json!({"title": "Introduction to Computing", "code": "CS101"})),
     responses(
         (status = 201, description = "Created", body = Course),
-        (status = 400, description = "Malformed body (`bad_request`)", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Caller is not a teacher (`forbidden`)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid field (`validation_failed`)", body = Problem, content_type = "application/problem+json"),
+        CreateCourseProblems,
     )
 )]
 #[post("/courses")]
 pub async fn create_course(
-    state: web::Data<AppState>,
+    pool: web::Data<DbPool>,
+    clock: web::Data<dyn Clock>,
     teacher: Authenticated<TeacherOnly>,
     body: JsonObject<CreateCourse>,
 ) -> Result<HttpResponse, ApiError> {
     let mut errors = Vec::new();
-    let title = parse_field(&mut errors, "title", Some(body.title.trim()), |t| {
-        bounded_text(t, 1, 200).map(str::to_owned)
-    });
-    let code = parse_field(&mut errors, "code", body.code.as_deref().map(str::trim), |c| {
-        bounded_text(c, 1, 32).map(str::to_owned)
-    });
+    let title = parse_field(&mut errors, "title", Some(&body.title), Title::parse);
+    let code = parse_field(&mut errors, "code", body.code.as_deref(), CourseCode::parse);
     check(errors)?;
-    let title = title.unwrap_or_default();
-    let (teacher_id, now) = (teacher.id, state.clock.now());
-    let course = db::run(&state.pool, move |conn| {
-        Ok(queries::insert(conn, &title, code.as_deref(), teacher_id, now)?)
+    let title = title.map(Title::into_inner).unwrap_or_default();
+    let code = code.map(CourseCode::into_inner);
+    let (teacher_id, now) = (teacher.id, clock.now());
+    let course = db::run(&pool, move |conn| -> Result<_, ApiError> {
+        Ok::<_, ApiError>(queries::insert(conn, &title, code.as_deref(), teacher_id, now)?)
     })
     .await?;
     Ok(HttpResponse::Created().json(course))
@@ -108,12 +101,17 @@ pub async fn create_course(
 )]
 #[get("/courses")]
 pub async fn list_courses(
-    state: web::Data<AppState>,
+    pool: web::Data<DbPool>,
     caller: Authenticated,
 ) -> Result<web::Json<Vec<Course>>, ApiError> {
     let user = caller.user;
-    Ok(web::Json(db::run(&state.pool, move |conn| Ok(queries::list_for(conn, &user)?)).await?))
+    Ok(web::Json(db::run(&pool, move |conn| Ok::<_, ApiError>(queries::list_for(conn, &user)?)).await?))
 }
+
+problems!(GetCourseProblems {
+    ApiError::Forbidden("") => "Not your course",
+    ApiError::NotFound("") => "No such course",
+});
 
 /// Get a course.
 ///
@@ -123,18 +121,17 @@ pub async fn list_courses(
     params(("course_id" = i64, Path, description = "Course id")),
     responses(
         (status = 200, description = "The course", body = Course),
-        (status = 403, description = "Not your course (`forbidden`)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such course (`not_found`)", body = Problem, content_type = "application/problem+json"),
+        GetCourseProblems,
     )
 )]
 #[get("/courses/{course_id}")]
 pub async fn get_course(
-    state: web::Data<AppState>,
+    pool: web::Data<DbPool>,
     caller: Authenticated,
     path: web::Path<i64>,
 ) -> Result<web::Json<Course>, ApiError> {
     let (course_id, user) = (path.into_inner(), caller.user);
-    let course = db::run(&state.pool, move |conn| {
+    let course = db::run(&pool, move |conn| -> Result<_, ApiError> {
         access::check_course(conn, course_id, &user, access::MEMBERS)?;
         Ok(queries::get(conn, course_id)?)
     })

@@ -6,9 +6,9 @@ use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 
 use super::Course;
+use crate::db::lower;
+use crate::domain::user::{Role, User, UserRef};
 use crate::schema::{courses, enrollments, users};
-use crate::users::model::{Role, User, UserRef};
-use crate::users::queries::lower;
 
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = courses, check_for_backend(diesel::pg::Pg))]

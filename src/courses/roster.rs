@@ -9,14 +9,20 @@ use utoipa::ToSchema;
 
 use super::{access, queries};
 use crate::auth::extract::Authenticated;
-use crate::db;
-use crate::error::{ApiError, FieldError, Problem, check};
+use crate::clock::Clock;
+use crate::db::{self, DbPool};
+use crate::domain::text::{FieldError, check};
+use crate::domain::user::{Role, User};
+use crate::error::{ApiError, problems};
 use crate::rejections::JsonObject;
-use crate::state::AppState;
-use crate::users::model::{Role, User};
 
 /// Most names accepted in one enrolment request, per list.
 const MAX_NAMES: usize = 1000;
+
+problems!(ListStudentsProblems {
+    ApiError::Forbidden("") => "Not the course's teacher or an admin",
+    ApiError::NotFound("") => "No such course",
+});
 
 /// List a course's students (its teacher, admin).
 ///
@@ -26,18 +32,17 @@ const MAX_NAMES: usize = 1000;
     params(("course_id" = i64, Path, description = "Course id")),
     responses(
         (status = 200, description = "The roster", body = Vec<User>),
-        (status = 403, description = "Not the course's teacher or an admin (`forbidden`)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such course (`not_found`)", body = Problem, content_type = "application/problem+json"),
+        ListStudentsProblems,
     )
 )]
 #[get("/courses/{course_id}/students")]
 pub async fn list_students(
-    state: web::Data<AppState>,
+    pool: web::Data<DbPool>,
     caller: Authenticated,
     path: web::Path<i64>,
 ) -> Result<web::Json<Vec<User>>, ApiError> {
     let (course_id, user) = (path.into_inner(), caller.user);
-    let roster = db::run(&state.pool, move |conn| {
+    let roster = db::run(&pool, move |conn| -> Result<_, ApiError> {
         access::check_course(conn, course_id, &user, access::STAFF)?;
         Ok(queries::roster(conn, course_id)?)
     })
@@ -67,6 +72,13 @@ pub struct EnrollResult {
     pub not_found: Vec<String>,
 }
 
+problems!(EnrollStudentsProblems {
+    ApiError::BadRequest(String::new()) => "Malformed body",
+    ApiError::Forbidden("") => "Not the course's teacher",
+    ApiError::NotFound("") => "No such course",
+    ApiError::Validation(Vec::new()) => "No names, or too many",
+});
+
 /// Enrol students (the course's teacher).
 ///
 /// Names that match nobody, or someone who is not a student, are reported in `not_found`
@@ -77,15 +89,13 @@ pub struct EnrollResult {
     request_body(content = EnrollStudents, example = json!({"usernames": ["ada.l", "alan.t"], "student_numbers": ["s1001"]})),
     responses(
         (status = 200, description = "What happened to each name", body = EnrollResult),
-        (status = 400, description = "Malformed body (`bad_request`)", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not the course's teacher (`forbidden`)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such course (`not_found`)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "No names, or too many (`validation_failed`)", body = Problem, content_type = "application/problem+json"),
+        EnrollStudentsProblems,
     )
 )]
 #[post("/courses/{course_id}/students")]
 pub async fn enroll_students(
-    state: web::Data<AppState>,
+    pool: web::Data<DbPool>,
+    clock: web::Data<dyn Clock>,
     caller: Authenticated,
     path: web::Path<i64>,
     body: JsonObject<EnrollStudents>,
@@ -102,8 +112,8 @@ pub async fn enroll_students(
         errors.push(FieldError::new("usernames", "give at least one username or student number"));
     }
     check(errors)?;
-    let (course_id, user, now) = (path.into_inner(), caller.user, state.clock.now());
-    let result = db::run(&state.pool, move |conn| {
+    let (course_id, user, now) = (path.into_inner(), caller.user, clock.now());
+    let result = db::run(&pool, move |conn| -> Result<_, ApiError> {
         access::check_course(conn, course_id, &user, access::TEACHER)?;
         Ok(conn.transaction(|conn| enroll(conn, course_id, &usernames, &numbers, now))?)
     })
@@ -140,6 +150,11 @@ fn enroll(
     Ok(EnrollResult { enrolled, already_enrolled, not_found })
 }
 
+problems!(UnenrollStudentProblems {
+    ApiError::Forbidden("") => "Not the course's teacher",
+    ApiError::NotFound("") => "No such course, or the user is not enrolled",
+});
+
 /// Remove a student from a course (the course's teacher).
 ///
 /// Their attendance records stay.
@@ -148,18 +163,17 @@ fn enroll(
     params(("course_id" = i64, Path, description = "Course id"), ("user_id" = i64, Path, description = "Student's user id")),
     responses(
         (status = 204, description = "Removed"),
-        (status = 403, description = "Not the course's teacher (`forbidden`)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such course, or the user is not enrolled (`not_found`)", body = Problem, content_type = "application/problem+json"),
+        UnenrollStudentProblems,
     )
 )]
 #[delete("/courses/{course_id}/students/{user_id}")]
 pub async fn unenroll_student(
-    state: web::Data<AppState>,
+    pool: web::Data<DbPool>,
     caller: Authenticated,
     path: web::Path<(i64, i64)>,
 ) -> Result<HttpResponse, ApiError> {
     let ((course_id, student_id), user) = (path.into_inner(), caller.user);
-    db::run(&state.pool, move |conn| {
+    db::run(&pool, move |conn| -> Result<_, ApiError> {
         access::check_course(conn, course_id, &user, access::TEACHER)?;
         if queries::unenroll(conn, course_id, student_id)? {
             Ok(())

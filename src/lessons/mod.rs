@@ -1,8 +1,7 @@
 //! Lessons of a course, each with its check-in state (and, for a student, their status).
 
-pub mod checkin;
+pub mod checkin_control;
 pub mod queries;
-pub mod window;
 
 use actix_web::{HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};
@@ -10,16 +9,16 @@ use diesel::PgConnection;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::attendance::status::{self, Status};
 use crate::auth::extract::Authenticated;
+use crate::clock::Clock;
 use crate::courses::access::{self, Relation};
-use crate::db;
-use crate::error::{ApiError, Problem, check, parse_field};
+use crate::db::{self, DbPool};
+use crate::domain::status::{self, Status};
+use crate::domain::text::{Title, check, parse_field};
+use crate::domain::window::{CheckinState, Window};
+use crate::error::{ApiError, problems};
 use crate::rejections::JsonObject;
-use crate::state::AppState;
-use crate::users::model::bounded_text;
 use queries::LessonRow;
-use window::CheckinState;
 
 /// A lesson and where its check-in stands.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -71,7 +70,7 @@ impl Lesson {
     /// A lesson from its row and latest window (for callers that already hold the window).
     pub fn new(
         row: LessonRow,
-        latest: Option<&window::Window>,
+        latest: Option<&Window>,
         my_status: Option<Status>,
         now: DateTime<Utc>,
     ) -> Self {
@@ -94,12 +93,7 @@ fn student_view(relation: Relation, user_id: i64) -> Option<i64> {
 #[derive(Deserialize, ToSchema)]
 pub struct CreateLesson {
     /// 1–200 characters.
-    #[schema(
-        example = "Week 1: Welcome",
-        min_length = 1,
-        max_length = 200,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
-    )]
+    #[schema(example = "Week 1: Welcome")]
     pub title: String,
     /// When the lesson starts (RFC 3339). Leave it out for a lesson without a start time.
     #[serde(default, deserialize_with = "some_datetime")]
@@ -113,6 +107,13 @@ fn some_datetime<'de, D: serde::Deserializer<'de>>(input: D) -> Result<Option<Da
     DateTime::<Utc>::deserialize(input).map(Some)
 }
 
+problems!(CreateLessonProblems {
+    ApiError::BadRequest(String::new()) => "Malformed body, e.g. a bad timestamp",
+    ApiError::Forbidden("") => "Not the course's teacher",
+    ApiError::NotFound("") => "No such course",
+    ApiError::Validation(Vec::new()) => "Invalid field",
+});
+
 /// Create a lesson (the course's teacher).
 ///
 /// Only the course's teacher may add lessons (admins get 403). Leave `starts_at` out for a
@@ -124,27 +125,24 @@ fn some_datetime<'de, D: serde::Deserializer<'de>>(input: D) -> Result<Option<Da
     request_body(content = CreateLesson, example = json!({"title": "Week 1: Welcome", "starts_at": "2026-09-07T09:00:00Z"})),
     responses(
         (status = 201, description = "Created", body = Lesson),
-        (status = 400, description = "Malformed body, e.g. a bad timestamp (`bad_request`)", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not the course's teacher (`forbidden`)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such course (`not_found`)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid field (`validation_failed`)", body = Problem, content_type = "application/problem+json"),
+        CreateLessonProblems,
     )
 )]
 #[post("/courses/{course_id}/lessons")]
 pub async fn create_lesson(
-    state: web::Data<AppState>,
+    pool: web::Data<DbPool>,
+    clock: web::Data<dyn Clock>,
     caller: Authenticated,
     path: web::Path<i64>,
     body: JsonObject<CreateLesson>,
 ) -> Result<HttpResponse, ApiError> {
     let CreateLesson { title, starts_at } = body.into_inner();
     let mut errors = Vec::new();
-    let title =
-        parse_field(&mut errors, "title", Some(title.trim()), |t| bounded_text(t, 1, 200).map(str::to_owned));
+    let title = parse_field(&mut errors, "title", Some(&title), Title::parse);
     check(errors)?;
-    let title = title.unwrap_or_default();
-    let (course_id, user, now) = (path.into_inner(), caller.user, state.clock.now());
-    let lesson = db::run(&state.pool, move |conn| {
+    let title = title.map(Title::into_inner).unwrap_or_default();
+    let (course_id, user, now) = (path.into_inner(), caller.user, clock.now());
+    let lesson = db::run(&pool, move |conn| -> Result<_, ApiError> {
         access::check_course(conn, course_id, &user, access::TEACHER)?;
         let row = queries::insert(conn, course_id, &title, starts_at, now)?;
         Ok(assemble(conn, vec![row], None, now)?.remove(0))
@@ -152,6 +150,11 @@ pub async fn create_lesson(
     .await?;
     Ok(HttpResponse::Created().json(lesson))
 }
+
+problems!(ListLessonsProblems {
+    ApiError::Forbidden("") => "Not your course",
+    ApiError::NotFound("") => "No such course",
+});
 
 /// List a course's lessons.
 ///
@@ -162,18 +165,18 @@ pub async fn create_lesson(
     params(("course_id" = i64, Path, description = "Course id")),
     responses(
         (status = 200, description = "The lessons", body = Vec<Lesson>),
-        (status = 403, description = "Not your course (`forbidden`)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such course (`not_found`)", body = Problem, content_type = "application/problem+json"),
+        ListLessonsProblems,
     )
 )]
 #[get("/courses/{course_id}/lessons")]
 pub async fn list_lessons(
-    state: web::Data<AppState>,
+    pool: web::Data<DbPool>,
+    clock: web::Data<dyn Clock>,
     caller: Authenticated,
     path: web::Path<i64>,
 ) -> Result<web::Json<Vec<Lesson>>, ApiError> {
-    let (course_id, user, now) = (path.into_inner(), caller.user, state.clock.now());
-    let lessons = db::run(&state.pool, move |conn| {
+    let (course_id, user, now) = (path.into_inner(), caller.user, clock.now());
+    let lessons = db::run(&pool, move |conn| -> Result<_, ApiError> {
         let relation = access::check_course(conn, course_id, &user, access::MEMBERS)?;
         let rows = queries::for_course(conn, course_id)?;
         Ok(assemble(conn, rows, student_view(relation, user.id), now)?)
@@ -181,6 +184,11 @@ pub async fn list_lessons(
     .await?;
     Ok(web::Json(lessons))
 }
+
+problems!(GetLessonProblems {
+    ApiError::Forbidden("") => "Not your course",
+    ApiError::NotFound("") => "No such lesson",
+});
 
 /// Get a lesson.
 ///
@@ -190,18 +198,18 @@ pub async fn list_lessons(
     params(("lesson_id" = i64, Path, description = "Lesson id")),
     responses(
         (status = 200, description = "The lesson", body = Lesson),
-        (status = 403, description = "Not your course (`forbidden`)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such lesson (`not_found`)", body = Problem, content_type = "application/problem+json"),
+        GetLessonProblems,
     )
 )]
 #[get("/lessons/{lesson_id}")]
 pub async fn get_lesson(
-    state: web::Data<AppState>,
+    pool: web::Data<DbPool>,
+    clock: web::Data<dyn Clock>,
     caller: Authenticated,
     path: web::Path<i64>,
 ) -> Result<web::Json<Lesson>, ApiError> {
-    let (lesson_id, user, now) = (path.into_inner(), caller.user, state.clock.now());
-    let lesson = db::run(&state.pool, move |conn| {
+    let (lesson_id, user, now) = (path.into_inner(), caller.user, clock.now());
+    let lesson = db::run(&pool, move |conn| -> Result<_, ApiError> {
         let (_, relation) = access::check_lesson(conn, lesson_id, &user, access::MEMBERS)?;
         let row = queries::get(conn, lesson_id)?;
         Ok(assemble(conn, vec![row], student_view(relation, user.id), now)?.remove(0))

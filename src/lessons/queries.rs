@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error};
 
-use super::window::Window;
-use crate::attendance::status::RecordStatus;
+use crate::domain::status::RecordStatus;
+use crate::domain::window::Window;
 use crate::schema::{attendance, checkin_windows, lessons};
 
 #[derive(Debug, Clone, Queryable, Selectable)]

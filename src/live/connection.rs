@@ -9,30 +9,9 @@ use bytestring::ByteString;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, watch};
 
-use super::hub::{ConnectionGuard, Subscription};
+use super::Heartbeat;
+use super::hub::Subscription;
 use super::limits::Permit;
-
-/// Connection timing; the contract's values are the defaults, tests shorten them.
-#[derive(Debug, Clone, Copy)]
-pub struct Heartbeat {
-    pub ping_every: Duration,
-    pub drop_after: Duration,
-    /// How long a dashboard may take to accept one message before it is dropped as too slow.
-    pub send_timeout: Duration,
-}
-
-impl Default for Heartbeat {
-    fn default() -> Self {
-        Self {
-            ping_every: Duration::from_secs(15),
-            drop_after: Duration::from_secs(45),
-            send_timeout: SEND_TIMEOUT,
-        }
-    }
-}
-
-/// How long a dashboard may take to accept one message, by default.
-const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Client messages allowed per `FLOOD_WINDOW` before the connection is closed with 1008.
 const FLOOD_LIMIT: u32 = 20;
@@ -45,8 +24,7 @@ pub struct Connection {
     pub initial: Vec<ByteString>,
     pub heartbeat: Heartbeat,
     pub shutdown: watch::Receiver<bool>,
-    pub guard: ConnectionGuard,
-    /// This connection's place under the connection caps.
+    /// This connection's place under the connection caps (and in the count of connections).
     pub permit: Permit,
 }
 
@@ -59,7 +37,6 @@ impl Connection {
             initial,
             heartbeat,
             mut shutdown,
-            guard,
             permit,
         } = self;
         let mut live = Live { session: &mut session, stream: &mut stream, heartbeat };
@@ -69,7 +46,6 @@ impl Connection {
             let _ = tokio::time::timeout(Duration::from_secs(1), session.close(Some(reason))).await;
         }
         drop(subscription);
-        drop(guard);
         drop(permit);
     }
 }

@@ -5,7 +5,7 @@
 //! is stopped when the last subscriber leaves.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytestring::ByteString;
@@ -13,14 +13,15 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 
-use super::events::Event;
+use super::limits::{ConnectionLimits, Permit};
 use super::messages::ServerMessage;
 use crate::attendance::{LessonAttendance, lesson_attendance};
 use crate::clock::SharedClock;
 use crate::db::{self, DbPool};
-use crate::lessons::checkin::CodeFrame;
+use crate::domain::window::{CheckinState, CodeFrame, Window};
+use crate::error::ApiError;
+use crate::events::Event;
 use crate::lessons::queries as lessons;
-use crate::lessons::window::{CheckinState, Window};
 
 /// Messages a subscriber may fall behind by before it is dropped as too slow.
 const CHANNEL_CAPACITY: usize = 64;
@@ -34,7 +35,8 @@ struct Inner {
     lessons: Mutex<HashMap<i64, LiveLesson>>,
     pool: DbPool,
     clock: SharedClock,
-    connections: AtomicI64,
+    /// The caps on live connections, and so the one count of them.
+    limits: ConnectionLimits,
     listener_up: AtomicBool,
     shutdown: watch::Sender<bool>,
 }
@@ -53,13 +55,13 @@ enum Command {
 }
 
 impl Hub {
-    pub fn new(pool: DbPool, clock: SharedClock) -> Self {
+    pub fn new(pool: DbPool, clock: SharedClock, limits: ConnectionLimits) -> Self {
         Self {
             inner: Arc::new(Inner {
                 lessons: Mutex::new(HashMap::new()),
                 pool,
                 clock,
-                connections: AtomicI64::new(0),
+                limits,
                 listener_up: AtomicBool::new(false),
                 shutdown: watch::Sender::new(false),
             }),
@@ -134,14 +136,15 @@ impl Hub {
         self.inner.listener_up.load(Ordering::SeqCst)
     }
 
-    /// Counts an open WebSocket connection until the guard is dropped.
-    pub fn connection_opened(&self) -> ConnectionGuard {
-        self.inner.connections.fetch_add(1, Ordering::SeqCst);
-        ConnectionGuard { hub: self.clone() }
+    /// Admits one more connection for `user_id` under the caps; it counts as open until the
+    /// permit is dropped.
+    pub fn admit(&self, user_id: i64) -> Result<Permit, ApiError> {
+        self.inner.limits.acquire(user_id)
     }
 
+    /// Live connections open on this instance.
     pub fn open_connections(&self) -> i64 {
-        self.inner.connections.load(Ordering::SeqCst)
+        self.inner.limits.open_total() as i64
     }
 
     /// Lessons with at least one subscriber on this instance.
@@ -169,16 +172,6 @@ pub struct Subscription {
 impl Drop for Subscription {
     fn drop(&mut self) {
         self.hub.unsubscribe(self.lesson_id);
-    }
-}
-
-pub struct ConnectionGuard {
-    hub: Hub,
-}
-
-impl Drop for ConnectionGuard {
-    fn drop(&mut self) {
-        self.hub.inner.connections.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -288,9 +281,9 @@ impl LessonTask {
     }
 
     fn send_code(&mut self, window: &Window, now: DateTime<Utc>) {
-        let frame = window.schedule().frame(now);
-        self.announced = Some((window.id, frame.step));
-        self.send(&ServerMessage::Code(CodeFrame::new(window, frame, now)));
+        let frame = CodeFrame::current(window, now);
+        self.announced = Some((window.id, window.schedule().step_at(now)));
+        self.send(&ServerMessage::Code(frame));
     }
 
     fn send_state(&self, window: Option<&Window>, now: DateTime<Utc>) {
@@ -303,7 +296,9 @@ impl LessonTask {
     /// The lesson's latest window; `None` if the database could not be asked.
     async fn load_window(&self) -> Option<Option<Window>> {
         let lesson_id = self.lesson_id;
-        match db::run(&self.pool, move |conn| Ok(lessons::latest_window(conn, lesson_id)?)).await {
+        match db::run(&self.pool, move |conn| Ok::<_, ApiError>(lessons::latest_window(conn, lesson_id)?))
+            .await
+        {
             Ok(window) => Some(window),
             Err(err) => {
                 tracing::warn!(lesson_id, error = %err, "live lesson could not load its window");
@@ -314,7 +309,7 @@ impl LessonTask {
 
     async fn load_results(&self, now: DateTime<Utc>) -> Option<LessonAttendance> {
         let lesson_id = self.lesson_id;
-        let loaded = db::run(&self.pool, move |conn| {
+        let loaded = db::run(&self.pool, move |conn| -> Result<_, ApiError> {
             let course_id = lessons::get(conn, lesson_id)?.course_id;
             Ok(lesson_attendance(conn, course_id, lesson_id, now)?.0)
         })

@@ -5,8 +5,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::attendance::{AttendanceRecord, LessonAttendance, Summary};
-use crate::lessons::checkin::CodeFrame;
-use crate::lessons::window::CheckinState;
+use crate::domain::window::{CheckinState, CodeFrame};
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]

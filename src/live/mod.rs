@@ -2,13 +2,13 @@
 //! and by change events that cross server instances through PostgreSQL.
 
 mod connection;
-pub mod events;
 pub mod hub;
 pub mod limits;
+pub mod listener;
 pub mod messages;
 pub mod tickets;
 
-pub use connection::Heartbeat;
+use std::time::Duration;
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, web};
@@ -16,14 +16,44 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::attendance::lesson_attendance;
-use crate::auth::extract::{authenticate, bearer_token};
+use crate::auth::Authenticator;
+use crate::auth::extract::bearer_token;
+use crate::clock::Clock;
 use crate::courses::access;
-use crate::db;
-use crate::error::{ApiError, Problem};
-use crate::lessons::checkin::CodeFrame;
-use crate::state::AppState;
+use crate::db::{self, DbPool};
+use crate::domain::window::CodeFrame;
+use crate::error::{ApiError, problems};
 use connection::Connection;
+use hub::Hub;
 use messages::ServerMessage;
+
+/// How the live stream treats its connections: where they may come from and how often they
+/// are pinged. The contract's timing is the default; tests shorten it.
+#[derive(Debug, Clone)]
+pub struct LiveSettings {
+    /// Origins allowed to open the live stream from a browser (`ROLLCALL_CORS_ORIGINS`).
+    pub allowed_origins: Vec<String>,
+    pub heartbeat: Heartbeat,
+}
+
+/// Connection timing.
+#[derive(Debug, Clone, Copy)]
+pub struct Heartbeat {
+    pub ping_every: Duration,
+    pub drop_after: Duration,
+    /// How long a dashboard may take to accept one message before it is dropped as too slow.
+    pub send_timeout: Duration,
+}
+
+impl Default for Heartbeat {
+    fn default() -> Self {
+        Self {
+            ping_every: Duration::from_secs(15),
+            drop_after: Duration::from_secs(45),
+            send_timeout: Duration::from_secs(5),
+        }
+    }
+}
 
 /// Largest frame a client may send.
 const MAX_CLIENT_FRAME: usize = 4 * 1024;
@@ -35,10 +65,22 @@ pub struct LiveAuth {
     pub ticket: Option<String>,
 }
 
+problems!(LiveCheckinProblems {
+    ApiError::Unauthorized("") => "Missing or invalid token or ticket",
+    ApiError::Forbidden("") => "Not the lesson's teacher or an admin, or an origin not allowed",
+    ApiError::NotFound("") => "No such lesson",
+    ApiError::UpgradeRequired => "Not a WebSocket upgrade request",
+    ApiError::TooManyConnections { limit: 1 } => "The caller already has `ROLLCALL_WS_MAX_PER_USER` live connections open",
+    ApiError::ServerBusy("") => "This instance holds `ROLLCALL_WS_MAX_CONNECTIONS` live connections",
+    ApiError::DatabaseUnavailable => "The database is unavailable",
+});
+
 /// Watch a lesson's check-in live (WebSocket; the lesson's teacher, admin).
 ///
 /// Upgrade to a WebSocket, authenticated by `Authorization: Bearer <token>` or by
-/// `?ticket=<ticket>` (browsers cannot set headers on a WebSocket). A request with an
+/// `?ticket=<ticket>` (browsers cannot set headers on a WebSocket). The request is
+/// authenticated first (no credentials: 401), then the lesson is checked (403/404), then the
+/// upgrade is required (a plain request: 426 with `Upgrade: websocket`). A request with an
 /// `Origin` header not listed in `ROLLCALL_CORS_ORIGINS` is refused. The server sends JSON
 /// text frames with a `type`: `snapshot` first, then `code` (immediately while open and at
 /// every rotation), `checkin` for every check-in or teacher change, and `state` when check-in
@@ -50,63 +92,64 @@ pub struct LiveAuth {
     params(("lesson_id" = i64, Path, description = "Lesson id"), LiveAuth),
     responses(
         (status = 101, description = "Switching to the WebSocket protocol"),
-        (status = 400, description = "Not a WebSocket upgrade request (`bad_request`)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token or ticket (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not the lesson's teacher or an admin, or an origin not allowed (`forbidden`)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such lesson (`not_found`)", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "The caller already has `ROLLCALL_WS_MAX_PER_USER` live connections open (`too_many_connections`)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "This instance holds `ROLLCALL_WS_MAX_CONNECTIONS` live connections (`server_busy`), or the database is unavailable (`database_unavailable`)", body = Problem, content_type = "application/problem+json"),
+        LiveCheckinProblems,
     )
 )]
 #[get("/lessons/{lesson_id}/checkin/live")]
+#[allow(clippy::too_many_arguments)]
 pub async fn live_checkin(
     req: HttpRequest,
     body: web::Payload,
-    state: web::Data<AppState>,
+    auth: web::Data<Authenticator>,
+    pool: web::Data<DbPool>,
+    clock: web::Data<dyn Clock>,
+    hub: web::Data<Hub>,
+    settings: web::Data<LiveSettings>,
     path: web::Path<i64>,
-    auth: web::Query<LiveAuth>,
+    query: web::Query<LiveAuth>,
 ) -> Result<HttpResponse, ApiError> {
     let lesson_id = path.into_inner();
-    if let Some(origin) = req.headers().get(header::ORIGIN) {
-        let allowed = origin.to_str().is_ok_and(|origin| state.cors_origins.iter().any(|o| o == origin));
-        if !allowed {
-            return Err(ApiError::Forbidden("this origin may not open the live stream"));
-        }
-    }
-    let (response, session, stream) = actix_ws::handle(&req, body)
-        .map_err(|_| ApiError::BadRequest("this route only answers WebSocket upgrade requests".into()))?;
-    let user = match (auth.ticket.as_deref(), bearer_token(&req)) {
+    let user = match (query.ticket.as_deref(), bearer_token(&req)) {
         (Some(ticket), header) => {
-            let user = tickets::redeem(&state, ticket, lesson_id).await?;
+            let user = tickets::redeem(&pool, clock.now(), ticket, lesson_id).await?;
             // A ticket and a token must not name two different people.
             if let Some(token) = header
-                && authenticate(&state, token).await?.id != user.id
+                && auth.authenticate(token).await?.id != user.id
             {
                 return Err(ApiError::Unauthorized("the ticket belongs to someone else"));
             }
             user
         }
-        (None, Some(token)) => authenticate(&state, token).await?,
+        (None, Some(token)) => auth.authenticate(token).await?,
         (None, None) => {
             return Err(ApiError::Unauthorized("send `?ticket=` or `Authorization: Bearer <token>`"));
         }
     };
-    // Counted from here: a refused upgrade costs one permit check, not a socket.
-    let permit = state.live_limits.acquire(user.id)?;
+    if let Some(origin) = req.headers().get(header::ORIGIN) {
+        let allowed =
+            origin.to_str().is_ok_and(|origin| settings.allowed_origins.iter().any(|o| o == origin));
+        if !allowed {
+            return Err(ApiError::Forbidden("this origin may not open the live stream"));
+        }
+    }
+    // Counted from here until the connection ends: a caller over a cap costs no database work.
+    let permit = hub.admit(user.id)?;
     let check_user = user.clone();
-    let course_id = db::run(&state.pool, move |conn| {
-        Ok(access::check_lesson(conn, lesson_id, &check_user, access::STAFF)?.0)
+    let course_id = db::run(&pool, move |conn| -> Result<_, ApiError> {
+        Ok::<_, ApiError>(access::check_lesson(conn, lesson_id, &check_user, access::STAFF)?.0)
     })
     .await?;
+    let (response, session, stream) = actix_ws::handle(&req, body).map_err(|_| ApiError::UpgradeRequired)?;
 
     // Subscribe before reading the snapshot, so nothing that happens in between is missed.
-    let subscription = state.hub.subscribe(lesson_id);
-    let now = state.clock.now();
+    let subscription = hub.subscribe(lesson_id);
+    let now = clock.now();
     let (snapshot, window) =
-        db::run(&state.pool, move |conn| Ok(lesson_attendance(conn, course_id, lesson_id, now)?)).await?;
+        db::run(&pool, move |conn| Ok::<_, ApiError>(lesson_attendance(conn, course_id, lesson_id, now)?))
+            .await?;
     let mut initial = vec![ServerMessage::Snapshot(snapshot)];
     if let Some(open) = window.filter(|w| w.is_open(now)) {
-        initial.push(ServerMessage::Code(CodeFrame::new(&open, open.schedule().frame(now), now)));
+        initial.push(ServerMessage::Code(CodeFrame::current(&open, now)));
     }
     tracing::info!(lesson_id, user_id = user.id, "dashboard connected");
     let connection = Connection {
@@ -114,9 +157,8 @@ pub async fn live_checkin(
         stream: stream.max_frame_size(MAX_CLIENT_FRAME),
         subscription,
         initial: initial.iter().map(ServerMessage::to_text).collect(),
-        heartbeat: state.heartbeat,
-        shutdown: state.hub.shutdown_signal(),
-        guard: state.hub.connection_opened(),
+        heartbeat: settings.heartbeat,
+        shutdown: hub.shutdown_signal(),
         permit,
     };
     actix_web::rt::spawn(connection.run());

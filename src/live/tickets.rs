@@ -10,14 +10,14 @@ use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 use crate::auth::extract::Authenticated;
+use crate::auth::queries::find_user;
+use crate::clock::Clock;
 use crate::courses::access;
-use crate::db;
-use crate::error::{ApiError, Problem};
+use crate::db::{self, DbPool};
+use crate::domain::user::User;
+use crate::error::{ApiError, problems};
 use crate::rejections::JsonObject;
 use crate::schema::ws_tickets;
-use crate::state::AppState;
-use crate::users::model::User;
-use crate::users::queries as users;
 
 pub const TICKET_LIFETIME_SECS: i64 = 30;
 
@@ -38,6 +38,13 @@ pub struct Ticket {
     pub expires_in: i64,
 }
 
+problems!(CreateWsTicketProblems {
+    ApiError::BadRequest(String::new()) => "Malformed body",
+    ApiError::Forbidden("") => "Not the lesson's teacher or an admin",
+    ApiError::NotFound("") => "No such lesson",
+    ApiError::Validation(Vec::new()) => "`lesson_id` missing",
+});
+
 /// Get a WebSocket ticket (the lesson's teacher, admin).
 ///
 /// Browsers cannot send an `Authorization` header with a WebSocket, so the dashboard first
@@ -48,15 +55,13 @@ pub struct Ticket {
     request_body(content = CreateTicket, example = json!({"lesson_id": 12})),
     responses(
         (status = 201, description = "A fresh ticket", body = Ticket),
-        (status = 400, description = "Malformed body (`bad_request`)", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not the lesson's teacher or an admin (`forbidden`)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such lesson (`not_found`)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`lesson_id` missing (`validation_failed`)", body = Problem, content_type = "application/problem+json"),
+        CreateWsTicketProblems,
     )
 )]
 #[post("/ws-tickets")]
 pub async fn create_ws_ticket(
-    state: web::Data<AppState>,
+    pool: web::Data<DbPool>,
+    clock: web::Data<dyn Clock>,
     caller: Authenticated,
     body: JsonObject<CreateTicket>,
 ) -> Result<HttpResponse, ApiError> {
@@ -65,8 +70,8 @@ pub async fn create_ws_ticket(
         .map_err(|e| ApiError::Unexpected(anyhow::anyhow!("no OS randomness: {e}")))?;
     let ticket = hex::encode(bytes);
     let hash = digest(&ticket);
-    let (lesson_id, user, now) = (body.lesson_id, caller.user, state.clock.now());
-    db::run(&state.pool, move |conn| {
+    let (lesson_id, user, now) = (body.lesson_id, caller.user, clock.now());
+    db::run(&pool, move |conn| -> Result<_, ApiError> {
         access::check_lesson(conn, lesson_id, &user, access::STAFF)?;
         diesel::delete(ws_tickets::table.filter(ws_tickets::expires_at.le(now))).execute(conn)?;
         diesel::insert_into(ws_tickets::table)
@@ -89,20 +94,25 @@ fn digest(ticket: &str) -> Vec<u8> {
 
 /// Redeems a ticket for `lesson_id`: it is deleted whatever the outcome, so it never
 /// works twice. Returns its user if it was valid for this lesson and still fresh.
-pub async fn redeem(state: &AppState, ticket: &str, lesson_id: i64) -> Result<User, ApiError> {
+pub async fn redeem(
+    pool: &DbPool,
+    now: DateTime<Utc>,
+    ticket: &str,
+    lesson_id: i64,
+) -> Result<User, ApiError> {
     let invalid = || ApiError::Unauthorized("the ticket is invalid, used, expired, or for another lesson");
     if ticket.len() > 128 {
         return Err(invalid());
     }
-    let (hash, now) = (digest(ticket), state.clock.now());
-    let user = db::run(&state.pool, move |conn| {
+    let hash = digest(ticket);
+    let user = db::run(pool, move |conn| -> Result<_, ApiError> {
         let redeemed: Option<(i64, i64, DateTime<Utc>)> = diesel::delete(ws_tickets::table.find(hash))
             .returning((ws_tickets::user_id, ws_tickets::lesson_id, ws_tickets::expires_at))
             .get_result(conn)
             .optional()?;
         match redeemed {
             Some((user_id, for_lesson, expires_at)) if for_lesson == lesson_id && now < expires_at => {
-                Ok(users::find(conn, user_id)?)
+                Ok(find_user(conn, user_id)?)
             }
             _ => Ok(None),
         }

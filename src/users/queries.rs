@@ -4,13 +4,8 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error};
 
-use super::model::{Role, User};
-use crate::schema::{login_failures, users};
-
-diesel::define_sql_function!(
-    /// SQL `lower()`, for case-insensitive usernames.
-    fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text
-);
+use crate::domain::user::{Role, User};
+use crate::schema::users;
 
 pub struct NewUser<'a> {
     pub username: &'a str,
@@ -21,23 +16,19 @@ pub struct NewUser<'a> {
 }
 
 /// Why an insert or update was refused by a uniqueness rule.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Taken {
     Username,
     StudentNumber,
 }
 
-pub fn find(conn: &mut PgConnection, id: i64) -> QueryResult<Option<User>> {
-    users::table.find(id).select(User::as_select()).first(conn).optional()
-}
-
-/// The user and password hash for a login name (case-insensitive).
-pub fn find_credentials(conn: &mut PgConnection, username: &str) -> QueryResult<Option<(User, String)>> {
-    users::table
-        .filter(lower(users::username).eq(username.to_lowercase()))
-        .select((User::as_select(), users::password_hash))
-        .first(conn)
-        .optional()
+impl Taken {
+    pub fn message(self) -> &'static str {
+        match self {
+            Taken::Username => "this username is already taken",
+            Taken::StudentNumber => "this student number is already in use",
+        }
+    }
 }
 
 pub fn insert(
@@ -96,45 +87,4 @@ fn unique_violation(result: QueryResult<User>) -> QueryResult<Result<User, Taken
         }
         Err(other) => Err(other),
     }
-}
-
-/// Failed logins for `username` since `since`, and the oldest of them.
-pub fn recent_login_failures(
-    conn: &mut PgConnection,
-    username: &str,
-    since: DateTime<Utc>,
-) -> QueryResult<(i64, Option<DateTime<Utc>>)> {
-    login_failures::table
-        .filter(login_failures::username.eq(username.to_lowercase()))
-        .filter(login_failures::failed_at.gt(since))
-        .select((diesel::dsl::count_star(), diesel::dsl::min(login_failures::failed_at)))
-        .first(conn)
-}
-
-pub fn record_login_failure(conn: &mut PgConnection, username: &str, now: DateTime<Utc>) -> QueryResult<()> {
-    diesel::insert_into(login_failures::table)
-        .values((login_failures::username.eq(username.to_lowercase()), login_failures::failed_at.eq(now)))
-        .execute(conn)
-        .map(drop)
-}
-
-/// Forgets a username's failures (after a successful login) and anything expired.
-pub fn clear_login_failures(
-    conn: &mut PgConnection,
-    username: &str,
-    expired_before: DateTime<Utc>,
-) -> QueryResult<()> {
-    diesel::delete(login_failures::table.filter(
-        login_failures::username.eq(username.to_lowercase()).or(login_failures::failed_at.le(expired_before)),
-    ))
-    .execute(conn)
-    .map(drop)
-}
-
-/// Serialises login attempts for one username, so the throttle counts exactly.
-pub fn lock_username(conn: &mut PgConnection, username: &str) -> QueryResult<()> {
-    diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended('login:' || $1, 0))")
-        .bind::<diesel::sql_types::Text, _>(username.to_lowercase())
-        .execute(conn)
-        .map(drop)
 }

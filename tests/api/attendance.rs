@@ -1,8 +1,8 @@
 use crate::helpers::{insert_users, spawn_app, spawn_app_counting_queries};
 use diesel::prelude::*;
 use reqwest::Method;
+use rollcall::domain::user::Role;
 use rollcall::schema::attendance_audit;
-use rollcall::users::model::Role;
 use serde_json::{Value, json};
 
 async fn put(

@@ -1,5 +1,5 @@
 use crate::helpers::{PASSWORD, spawn_app};
-use rollcall::users::model::Role;
+use rollcall::domain::user::Role;
 use serde_json::json;
 
 #[tokio::test]

@@ -1,6 +1,6 @@
 use crate::helpers::{insert_users, spawn_app};
 use reqwest::Method;
-use rollcall::users::model::Role;
+use rollcall::domain::user::Role;
 use serde_json::json;
 
 #[tokio::test]

@@ -9,8 +9,8 @@ use rollcall::auth::jwt::TokenKeys;
 use rollcall::clock::ManualClock;
 use rollcall::config::Settings;
 use rollcall::db::{self, DbPool};
+use rollcall::domain::user::Role;
 use rollcall::startup::Application;
-use rollcall::users::model::Role;
 use serde_json::{Value, json};
 
 #[path = "../support/database.rs"]

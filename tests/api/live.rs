@@ -122,10 +122,25 @@ async fn the_stream_is_for_the_lessons_teacher_and_admins_only() {
     app.connect_live(class.lesson_id, &format!("?ticket={admin_ticket}"), &[])
         .await
         .expect("admins may watch");
-    // A plain GET (no upgrade) is a clear 400, not a hang.
-    app.get(&format!("/api/v1/lessons/{}/checkin/live", class.lesson_id), &class.teacher)
+}
+
+#[tokio::test]
+async fn a_plain_request_is_authenticated_then_checked_then_told_to_upgrade() {
+    let app = spawn_app().await;
+    let class = app.class("c", 1).await;
+    let live = format!("/api/v1/lessons/{}/checkin/live", class.lesson_id);
+    // No credentials: 401 before anything else is looked at, even for a missing lesson.
+    app.send(Method::GET, &live, None, None).await.problem(401, "unauthorized");
+    app.send(Method::GET, "/api/v1/lessons/424242/checkin/live", None, None)
         .await
-        .problem(400, "bad_request");
+        .problem(401, "unauthorized");
+    // Credentials, but not this lesson's staff, or no such lesson: 403 and 404.
+    app.get(&live, &class.students[0].token).await.problem(403, "forbidden");
+    app.get("/api/v1/lessons/424242/checkin/live", &class.teacher).await.problem(404, "not_found");
+    // The lesson's teacher without an upgrade: 426, saying which protocol to upgrade to.
+    let plain = app.get(&live, &class.teacher).await;
+    plain.problem(426, "upgrade_required");
+    assert_eq!(plain.headers.get("upgrade").and_then(|v| v.to_str().ok()), Some("websocket"));
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 #[test]
 fn committed_openapi_document_matches_the_code() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.json");
-    let generated = rollcall::openapi::to_pretty_json();
+    let generated = rollcall::startup::document_json();
     let committed = std::fs::read_to_string(path).unwrap_or_default();
     if committed != generated {
         let first_difference = committed

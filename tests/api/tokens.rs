@@ -6,7 +6,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
 use crate::helpers::{JWT_SECRET, TestApp, spawn_app};
-use rollcall::users::model::Role;
+use rollcall::domain::user::Role;
 
 fn claims(app: &TestApp, user_id: i64) -> Value {
     let now = app.clock_now();

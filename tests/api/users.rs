@@ -1,6 +1,6 @@
 use crate::helpers::{PASSWORD, spawn_app};
 use reqwest::Method;
-use rollcall::users::model::Role;
+use rollcall::domain::user::Role;
 use serde_json::json;
 
 #[tokio::test]

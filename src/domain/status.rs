@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::db::text_enum;
-use crate::lessons::window::Window;
+use super::text_enum;
+use super::window::Window;
 
 text_enum! {
     /// A status a record can hold (set by a check-in or by the teacher).

@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::rotating_code::Schedule;
+use super::code::{Frame, Schedule};
 use crate::schema::checkin_windows;
 
 #[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
@@ -107,6 +107,43 @@ impl CheckinState {
             code_length: Some(window.code_length),
             late_after_seconds: window.late_after_seconds,
         }
+    }
+}
+
+/// The code shown on the teacher's screen.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CodeFrame {
+    /// The lesson whose check-in this code is for.
+    pub lesson_id: i64,
+    /// The current code: `code_length` decimal digits.
+    #[schema(example = "042917")]
+    pub code: String,
+    /// When this code started being shown.
+    pub valid_from: DateTime<Utc>,
+    /// When the next code replaces it (or the window closes, if sooner).
+    pub expires_at: DateTime<Utc>,
+    /// The server's clock when this frame was made, to correct a client's clock skew.
+    pub server_time: DateTime<Utc>,
+    /// Seconds each code is shown.
+    #[schema(example = 10)]
+    pub rotation_seconds: i32,
+}
+
+impl CodeFrame {
+    pub fn new(window: &Window, frame: Frame, now: DateTime<Utc>) -> Self {
+        Self {
+            lesson_id: window.lesson_id,
+            code: frame.code,
+            valid_from: frame.valid_from,
+            expires_at: frame.expires_at,
+            server_time: now,
+            rotation_seconds: window.rotation_seconds,
+        }
+    }
+
+    /// The frame in force at `now` for an open window.
+    pub fn current(window: &Window, now: DateTime<Utc>) -> Self {
+        Self::new(window, window.schedule().frame(now), now)
     }
 }
 

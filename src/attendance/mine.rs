@@ -8,14 +8,15 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::attendance::status::Status;
 use crate::auth::extract::{Authenticated, StudentOnly};
-use crate::db::{self, Page};
-use crate::error::{ApiError, Problem};
+use crate::clock::Clock;
+use crate::db::{self, DbPool};
+use crate::domain::page::Page;
+use crate::domain::status::Status;
+use crate::error::{ApiError, problems};
 use crate::lessons::queries::LessonRow;
 use crate::lessons::{self, Lesson};
 use crate::schema::{attendance, courses, enrollments, lessons as lessons_table};
-use crate::state::AppState;
 
 /// A course, by id and title.
 #[derive(Debug, Serialize, ToSchema)]
@@ -44,6 +45,12 @@ pub struct CourseFilter {
     pub course_id: Option<i64>,
 }
 
+problems!(ListMyAttendanceProblems {
+    ApiError::BadRequest(String::new()) => "Malformed query",
+    ApiError::Forbidden("") => "Caller is not a student",
+    ApiError::Validation(Vec::new()) => "`limit` or `offset` out of range",
+});
+
 /// My attendance (student).
 ///
 /// Every lesson of the courses I am enrolled in (and of courses I left, where I have a
@@ -53,23 +60,23 @@ pub struct CourseFilter {
     params(CourseFilter, Page),
     responses(
         (status = 200, description = "My lessons and statuses", body = Vec<MyAttendance>),
-        (status = 400, description = "Malformed query (`bad_request`)", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Caller is not a student (`forbidden`)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`limit` or `offset` out of range (`validation_failed`)", body = Problem, content_type = "application/problem+json"),
+        ListMyAttendanceProblems,
     )
 )]
 #[get("/me/attendance")]
 pub async fn list_my_attendance(
-    state: web::Data<AppState>,
+    pool: web::Data<DbPool>,
+    clock: web::Data<dyn Clock>,
     student: Authenticated<StudentOnly>,
     filter: web::Query<CourseFilter>,
     page: web::Query<Page>,
 ) -> Result<web::Json<Vec<MyAttendance>>, ApiError> {
     let (limit, offset) = page.into_inner().parse()?;
-    let (student_id, course_id, now) = (student.id, filter.course_id, state.clock.now());
-    let history =
-        db::run(&state.pool, move |conn| Ok(history(conn, student_id, course_id, limit, offset, now)?))
-            .await?;
+    let (student_id, course_id, now) = (student.id, filter.course_id, clock.now());
+    let history = db::run(&pool, move |conn| {
+        Ok::<_, ApiError>(history(conn, student_id, course_id, limit, offset, now)?)
+    })
+    .await?;
     Ok(web::Json(history))
 }
 

@@ -1,0 +1,246 @@
+//! Settling one batch of check-ins inside its transaction: confirm and lock the students,
+//! read their recent failures and open windows, decide each attempt, store the new records
+//! and the rejected codes, and announce the records to the dashboards.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt};
+
+use super::CheckinResult;
+use super::batch::{Attempt, Outcome};
+use super::queries::{self, OpenWindow};
+use crate::attendance::records::{self, NewCheckin, RecordRow};
+use crate::domain::code::Verdict;
+use crate::domain::status::RecordStatus;
+use crate::domain::throttle::CHECKIN;
+use crate::events::{self, Event};
+
+/// What to do with one attempt, given the student's recent failures and open windows.
+enum Decision<'a> {
+    Unknown,
+    Throttled { retry_after_secs: u64 },
+    Rejected(Verdict),
+    Accept { open: &'a OpenWindow, status: RecordStatus },
+}
+
+fn decide<'a>(attempt: &Attempt, failures: &[DateTime<Utc>], windows: &[&'a OpenWindow]) -> Decision<'a> {
+    let since = CHECKIN.since(attempt.now);
+    let recent: Vec<DateTime<Utc>> = failures.iter().copied().filter(|at| *at > since).collect();
+    if let Some(retry_after_secs) =
+        CHECKIN.retry_after(recent.len() as i64, recent.iter().min().copied(), attempt.now)
+    {
+        return Decision::Throttled { retry_after_secs };
+    }
+    let open: Vec<&&OpenWindow> = windows.iter().filter(|o| o.window.is_open(attempt.now)).collect();
+    let verdicts: Vec<Verdict> =
+        open.iter().map(|o| o.window.schedule().verify(&attempt.code, attempt.now)).collect();
+    match verdicts.iter().position(|v| *v == Verdict::Accepted) {
+        Some(i) => {
+            let window = &open[i].window;
+            let status = if window.is_late(attempt.now) { RecordStatus::Late } else { RecordStatus::Present };
+            Decision::Accept { open: open[i], status }
+        }
+        None if verdicts.contains(&Verdict::Expired) => Decision::Rejected(Verdict::Expired),
+        None => Decision::Rejected(Verdict::Invalid),
+    }
+}
+
+pub(super) fn settle_in(conn: &mut PgConnection, attempts: &[Attempt]) -> QueryResult<Vec<Outcome>> {
+    let mut ids: Vec<i64> = attempts.iter().map(|a| a.student_id).collect();
+    ids.sort_unstable();
+    // Confirms the students (their tokens were only verified) and locks them, in id order.
+    #[derive(QueryableByName)]
+    struct Student {
+        #[diesel(sql_type = BigInt)]
+        id: i64,
+    }
+    let students: HashSet<i64> = diesel::sql_query(
+        "SELECT id, pg_advisory_xact_lock(hashtextextended('checkin:' || id, 0)) \
+         FROM (SELECT id FROM users WHERE id = ANY($1) AND role = 'student' ORDER BY id) AS s",
+    )
+    .bind::<Array<BigInt>, _>(&ids)
+    .load::<Student>(conn)?
+    .into_iter()
+    .map(|s| s.id)
+    .collect();
+    let earliest = attempts.iter().map(|a| a.now).min().unwrap_or_else(Utc::now);
+    let latest = attempts.iter().map(|a| a.now).max().unwrap_or_else(Utc::now);
+    let mut failures: HashMap<i64, Vec<DateTime<Utc>>> = HashMap::new();
+    for (student, at) in queries::failures_since(conn, &ids, CHECKIN.since(earliest))? {
+        failures.entry(student).or_default().push(at);
+    }
+    let open = queries::unfinished_windows_for(conn, &ids, latest)?;
+    let mut windows: HashMap<i64, Vec<&OpenWindow>> = HashMap::new();
+    for (student, window) in &open {
+        windows.entry(*student).or_default().push(window);
+    }
+
+    let decisions: Vec<Decision> = attempts
+        .iter()
+        .map(|a| {
+            if !students.contains(&a.student_id) {
+                return Decision::Unknown;
+            }
+            decide(
+                a,
+                failures.get(&a.student_id).map_or(&[], Vec::as_slice),
+                windows.get(&a.student_id).map_or(&[], Vec::as_slice),
+            )
+        })
+        .collect();
+
+    let new: Vec<NewCheckin> = attempts
+        .iter()
+        .zip(&decisions)
+        .filter_map(|(a, d)| match d {
+            Decision::Accept { open, status } => Some(NewCheckin {
+                lesson_id: open.window.lesson_id,
+                student_id: a.student_id,
+                window_id: open.window.id,
+                status: *status,
+                at: a.now,
+                client_ip: a.client.ip.as_deref(),
+                user_agent: a.client.user_agent.as_deref(),
+                device_id: a.client.device_id.as_deref(),
+            }),
+            _ => None,
+        })
+        .collect();
+    let inserted: HashMap<(i64, i64), RecordRow> = records::insert_checkins(conn, &new)?
+        .into_iter()
+        .map(|row| ((row.lesson_id, row.student_id), row))
+        .collect();
+    let repeats: Vec<(i64, i64)> =
+        new.iter().map(|n| (n.lesson_id, n.student_id)).filter(|key| !inserted.contains_key(key)).collect();
+    let existing: HashMap<(i64, i64), RecordRow> = records::find_many(conn, &repeats)?
+        .into_iter()
+        .map(|row| ((row.lesson_id, row.student_id), row))
+        .collect();
+
+    let rejected: Vec<(i64, DateTime<Utc>)> = attempts
+        .iter()
+        .zip(&decisions)
+        .filter(|(_, d)| matches!(d, Decision::Rejected(_)))
+        .map(|(a, _)| (a.student_id, a.now))
+        .collect();
+    queries::record_failures(conn, &rejected, CHECKIN.since(earliest))?;
+
+    let events: Vec<Event> = inserted
+        .keys()
+        .map(|(lesson_id, student_id)| Event::Record { lesson_id: *lesson_id, student_id: *student_id })
+        .collect();
+    events::publish_all(conn, &events)?;
+
+    attempts
+        .iter()
+        .zip(decisions)
+        .map(|(attempt, decision)| {
+            Ok(match decision {
+                Decision::Unknown => Outcome::UnknownStudent,
+                Decision::Throttled { retry_after_secs } => Outcome::Throttled { retry_after_secs },
+                Decision::Rejected(verdict) => Outcome::Rejected(verdict),
+                Decision::Accept { open, .. } => {
+                    let key = (open.window.lesson_id, attempt.student_id);
+                    let result = |record: &RecordRow| CheckinResult {
+                        lesson_id: open.window.lesson_id,
+                        lesson_title: open.lesson_title.clone(),
+                        course_id: open.course_id,
+                        course_title: open.course_title.clone(),
+                        status: record.status.into(),
+                        checked_in_at: record.checked_in_at,
+                    };
+                    match (inserted.get(&key), existing.get(&key)) {
+                        (Some(record), _) => Outcome::Created(result(record)),
+                        (None, Some(record)) => Outcome::Existing(result(record)),
+                        (None, None) => return Err(diesel::result::Error::NotFound),
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::checkins::client::ClientInfo;
+    use crate::domain::window::Window;
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 25, 8, 0, 0).unwrap() + chrono::Duration::seconds(seconds)
+    }
+
+    fn open(id: i64, late_after_seconds: Option<i32>) -> OpenWindow {
+        OpenWindow {
+            window: Window {
+                id,
+                lesson_id: id * 10,
+                secret: vec![id as u8; 32],
+                opened_at: at(0),
+                closes_at: at(600),
+                closed_at: None,
+                rotation_seconds: 10,
+                code_length: 6,
+                late_after_seconds,
+            },
+            lesson_title: format!("Lesson {id}"),
+            course_id: id,
+            course_title: format!("Course {id}"),
+        }
+    }
+
+    fn attempt(code: String, now: DateTime<Utc>) -> Attempt {
+        Attempt { student_id: 7, code, client: ClientInfo::default(), now }
+    }
+
+    #[test]
+    fn the_matching_window_among_several_is_accepted_and_lateness_is_computed() {
+        let (first, second) = (open(1, None), open(2, Some(30)));
+        let code = second.window.schedule().code(4);
+        let windows = [&first, &second];
+        match decide(&attempt(code.clone(), at(45)), &[], &windows) {
+            Decision::Accept { open, status } => {
+                assert_eq!(open.window.id, 2);
+                assert_eq!(status, RecordStatus::Late, "45 s after opening, late after 30");
+            }
+            _ => panic!("the code of window 2 was not accepted"),
+        }
+        assert!(matches!(
+            decide(&attempt(code, at(45)), &[], &[&first]),
+            Decision::Rejected(Verdict::Invalid)
+        ));
+    }
+
+    #[test]
+    fn a_code_of_an_earlier_step_is_expired_and_a_closed_window_matches_nothing() {
+        let window = open(1, None);
+        let old = window.window.schedule().code(0);
+        assert!(matches!(
+            decide(&attempt(old.clone(), at(35)), &[], &[&window]),
+            Decision::Rejected(Verdict::Expired)
+        ));
+        assert!(matches!(
+            decide(&attempt(old, at(600)), &[], &[&window]),
+            Decision::Rejected(Verdict::Invalid)
+        ));
+    }
+
+    #[test]
+    fn ten_failures_within_the_window_throttle_until_the_oldest_leaves_it() {
+        let window = open(1, None);
+        let code = window.window.schedule().code(9);
+        let failures: Vec<DateTime<Utc>> = (0..10).map(|i| at(40 + i)).collect();
+        match decide(&attempt(code.clone(), at(90)), &failures, &[&window]) {
+            Decision::Throttled { retry_after_secs } => {
+                assert_eq!(retry_after_secs, 10, "the oldest is at 40 s")
+            }
+            _ => panic!("not throttled with 10 failures in the last 60 s"),
+        }
+        // One second after the oldest left the window, the right code goes through.
+        assert!(matches!(decide(&attempt(code, at(100)), &failures, &[&window]), Decision::Accept { .. }));
+    }
+}

@@ -1,0 +1,62 @@
+//! The throttle rules: how many failures within how long lock out further attempts, and
+//! when the lockout ends. Failures themselves are stored (shared by every instance); this
+//! is only the arithmetic.
+
+use chrono::{DateTime, Duration, Utc};
+
+/// At most `max_failures` within `window`; the next attempt waits until the oldest of them
+/// leaves the window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Throttle {
+    pub max_failures: i64,
+    pub window: Duration,
+}
+
+/// Wrong check-in codes per student: 10 within 60 s.
+pub const CHECKIN: Throttle = Throttle { max_failures: 10, window: Duration::seconds(60) };
+
+/// Failed logins per username: 10 within 5 min.
+pub const LOGIN: Throttle = Throttle { max_failures: 10, window: Duration::minutes(5) };
+
+impl Throttle {
+    /// Failures older than this no longer count at `now`.
+    pub fn since(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        now - self.window
+    }
+
+    /// `Some(retry_after_secs)` if `count` failures within the window, the oldest at
+    /// `oldest`, lock out an attempt at `now`.
+    pub fn retry_after(&self, count: i64, oldest: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Option<u64> {
+        (count >= self.max_failures).then(|| seconds_until(now, oldest.unwrap_or(now) + self.window))
+    }
+}
+
+/// Whole seconds from `now` until `then`, at least 1.
+pub fn seconds_until(now: DateTime<Utc>, then: DateTime<Utc>) -> u64 {
+    let millis = (then - now).num_milliseconds().max(0) as u64;
+    millis.div_ceil(1000).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_000_000 + seconds, 0).unwrap()
+    }
+
+    #[test]
+    fn the_lockout_lasts_until_the_oldest_failure_leaves_the_window() {
+        assert_eq!(CHECKIN.retry_after(9, Some(at(0)), at(10)), None);
+        assert_eq!(CHECKIN.retry_after(10, Some(at(0)), at(10)), Some(50));
+        assert_eq!(LOGIN.retry_after(10, Some(at(0)), at(299)), Some(1));
+    }
+
+    #[test]
+    fn retry_after_is_whole_seconds_and_never_zero() {
+        assert_eq!(seconds_until(at(0), at(0)), 1);
+        assert_eq!(seconds_until(at(0), at(0) + Duration::milliseconds(1_001)), 2);
+        assert_eq!(seconds_until(at(5), at(0)), 1);
+    }
+}

@@ -12,6 +12,7 @@ use crate::domain::text::{
     CheckinCode, CourseCode, Note, Password, RealName, Rule, StudentNumber, Title, Username,
 };
 use crate::error::Problem;
+use crate::live::messages::ServerMessage;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -23,7 +24,7 @@ use crate::error::Problem;
             get a token from the login route and paste it into **Authorize**.\n\n\
             Errors are RFC 9457 problem details (`application/problem+json`) with a stable `code`.",
     ),
-    components(schemas(Problem)),
+    components(schemas(Problem, ServerMessage)),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
     tags(

@@ -247,11 +247,15 @@ impl LessonTask {
                 Command::Resync => resync = true,
             }
         }
+        let before = window.as_ref().map(|w| (w.id, w.closed_at));
         if (window_changed || resync)
             && let Some(loaded) = self.load_window().await
         {
             *window = loaded;
         }
+        // An event can arrive after this task already loaded the window it announces (it was
+        // committed just before the first dashboard connected): nothing changed, say nothing.
+        let window_changed = window_changed && window.as_ref().map(|w| (w.id, w.closed_at)) != before;
         let now = self.clock.now();
         if resync || !students.is_empty() {
             let Some(results) = self.load_results(now).await else { return };

@@ -7,7 +7,7 @@ use anyhow::Context;
 use chrono::Utc;
 use diesel::prelude::*;
 
-use crate::auth::password;
+use crate::auth::password::Hasher;
 use crate::courses::queries as courses;
 use crate::db::{self, DbPool};
 use crate::domain::user::Role;
@@ -58,11 +58,13 @@ pub fn student_username(n: usize) -> String {
 }
 
 /// Creates whatever of the demo set is missing and returns the credentials to print.
-pub async fn seed(pool: &DbPool) -> anyhow::Result<String> {
-    let hashes = tokio::task::spawn_blocking(|| -> anyhow::Result<[String; 3]> {
-        Ok([password::hash(ADMIN.1)?, password::hash(TEACHER.1)?, password::hash(STUDENT_PASSWORD)?])
-    })
-    .await??;
+pub async fn seed(pool: &DbPool, hasher: &Hasher) -> anyhow::Result<String> {
+    let (admin, teacher, student) = tokio::try_join!(
+        hasher.hash(ADMIN.1.to_owned()),
+        hasher.hash(TEACHER.1.to_owned()),
+        hasher.hash(STUDENT_PASSWORD.to_owned()),
+    )?;
+    let hashes = [admin, teacher, student];
     let (course_id, lesson_id) = db::run(pool, move |conn| -> anyhow::Result<_> {
         Ok(conn.transaction(|conn| insert_missing(conn, &hashes))?)
     })

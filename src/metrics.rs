@@ -1,5 +1,6 @@
 //! Prometheus metrics: requests by route pattern (never the raw path) and status, their
-//! latency, live connections and lessons, check-in outcomes, and the database pool.
+//! latency, live connections and lessons, check-in outcomes, password hashing, and the
+//! database pool.
 
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
@@ -13,6 +14,16 @@ pub struct Metrics {
     connections: IntGauge,
     live_lessons: IntGauge,
     pool: IntGaugeVec,
+    hashes: IntGaugeVec,
+}
+
+/// The gauges read when metrics are scraped.
+pub struct Gauges {
+    pub connections: i64,
+    pub live_lessons: usize,
+    pub pool: diesel::r2d2::State,
+    pub hashes_running: usize,
+    pub hashes_queued: usize,
 }
 
 /// How a check-in attempt ended, as counted in `rollcall_checkins_total{result}`.
@@ -75,6 +86,14 @@ impl Metrics {
             &["state"],
         )
         .expect("unwrap: valid metric definition");
+        let hashes = IntGaugeVec::new(
+            Opts::new(
+                "rollcall_password_hashes",
+                "Password hashes by state (running, queued) on the bounded hashing executor",
+            ),
+            &["state"],
+        )
+        .expect("unwrap: valid metric definition");
         for collector in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(latency.clone()),
@@ -82,6 +101,7 @@ impl Metrics {
             Box::new(connections.clone()),
             Box::new(live_lessons.clone()),
             Box::new(pool.clone()),
+            Box::new(hashes.clone()),
         ] {
             registry.register(collector).expect("unwrap: each metric is registered once");
         }
@@ -94,7 +114,7 @@ impl Metrics {
         ] {
             checkins.with_label_values(&[result.label()]);
         }
-        Self { registry, requests, latency, checkins, connections, live_lessons, pool }
+        Self { registry, requests, latency, checkins, connections, live_lessons, pool, hashes }
     }
 
     pub fn observe_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
@@ -109,9 +129,12 @@ impl Metrics {
     }
 
     /// The text exposition, with the gauges read now.
-    pub fn render(&self, connections: i64, live_lessons: usize, pool: diesel::r2d2::State) -> String {
+    pub fn render(&self, gauges: Gauges) -> String {
+        let Gauges { connections, live_lessons, pool, hashes_running, hashes_queued } = gauges;
         self.connections.set(connections);
         self.live_lessons.set(live_lessons as i64);
+        self.hashes.with_label_values(&["running"]).set(hashes_running as i64);
+        self.hashes.with_label_values(&["queued"]).set(hashes_queued as i64);
         self.pool.with_label_values(&["idle"]).set(i64::from(pool.idle_connections));
         self.pool.with_label_values(&["in_use"]).set(i64::from(pool.connections - pool.idle_connections));
         let mut out = Vec::new();

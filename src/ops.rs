@@ -5,10 +5,11 @@ use diesel::RunQueryDsl;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::auth::password::Hasher;
 use crate::db::{self, DbPool};
 use crate::error::{ApiError, problems};
 use crate::live::hub::Hub;
-use crate::metrics::Metrics;
+use crate::metrics::{Gauges, Metrics};
 
 /// How the service is doing.
 #[derive(Serialize, ToSchema)]
@@ -59,7 +60,8 @@ pub async fn readyz(pool: web::Data<DbPool>) -> Result<HttpResponse, ApiError> {
 ///
 /// No token needed; meant for a Prometheus scraper, not the SPA. Covers HTTP requests by
 /// method, route pattern and status with their latency, check-in attempts by result, open
-/// live WebSocket connections, lessons with live subscribers, and database pool use. Counts
+/// live WebSocket connections, lessons with live subscribers, password hashes running and
+/// queued, and database pool use. Counts
 /// are per server instance.
 #[utoipa::path(
     tag = "operations",
@@ -71,10 +73,14 @@ pub async fn metrics(
     metrics: web::Data<Metrics>,
     hub: web::Data<Hub>,
     pool: web::Data<DbPool>,
+    hasher: web::Data<Hasher>,
 ) -> HttpResponse {
-    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(metrics.render(
-        hub.open_connections(),
-        hub.live_lessons(),
-        pool.state(),
-    ))
+    let gauges = Gauges {
+        connections: hub.open_connections(),
+        live_lessons: hub.live_lessons(),
+        pool: pool.state(),
+        hashes_running: hasher.running(),
+        hashes_queued: hasher.queued(),
+    };
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(metrics.render(gauges))
 }

@@ -13,6 +13,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::auth::Authenticator;
 use crate::auth::jwt::TokenKeys;
+use crate::auth::password::Hasher;
 use crate::checkins::batch::Checkins;
 use crate::checkins::client::TrustedProxies;
 use crate::clock::{Clock, SharedClock};
@@ -142,6 +143,7 @@ struct State {
     live: web::Data<LiveSettings>,
     proxies: web::Data<TrustedProxies>,
     metrics: web::Data<Metrics>,
+    hasher: web::Data<Hasher>,
 }
 
 impl State {
@@ -157,6 +159,7 @@ impl State {
             .app_data(self.live)
             .app_data(self.proxies)
             .app_data(self.metrics)
+            .app_data(self.hasher)
     }
 }
 
@@ -164,6 +167,7 @@ pub struct Application {
     port: u16,
     server: Server,
     hub: Hub,
+    hasher: web::Data<Hasher>,
 }
 
 impl Application {
@@ -201,7 +205,9 @@ impl Application {
             }),
             proxies: web::Data::new(TrustedProxies(settings.trusted_proxies.clone())),
             metrics: web::Data::new(Metrics::new()),
+            hasher: web::Data::new(Hasher::for_this_machine()),
         };
+        let hasher = state.hasher.clone();
         let cors_origins = settings.cors_origins.clone();
         let document = document();
         let routes = web::Data::new(route_table(&document));
@@ -234,7 +240,7 @@ impl Application {
         // Signals are handled in `run_until_stopped`, so live connections can be told first.
         .disable_signals()
         .run();
-        Ok(Self { port, server, hub })
+        Ok(Self { port, server, hub, hasher })
     }
 
     pub fn port(&self) -> u16 {
@@ -243,6 +249,11 @@ impl Application {
 
     pub fn hub(&self) -> Hub {
         self.hub.clone()
+    }
+
+    /// The password-hashing executor, to observe its load.
+    pub fn hasher(&self) -> web::Data<Hasher> {
+        self.hasher.clone()
     }
 
     /// A handle that shuts the server down the way a signal does.

@@ -34,11 +34,17 @@ pub fn recent_login_failures(
         .first(conn)
 }
 
-pub fn record_login_failure(conn: &mut PgConnection, username: &str, now: DateTime<Utc>) -> QueryResult<()> {
+/// Records a failed (or not yet checked) login; returns its id.
+pub fn record_login_failure(conn: &mut PgConnection, username: &str, now: DateTime<Utc>) -> QueryResult<i64> {
     diesel::insert_into(login_failures::table)
         .values((login_failures::username.eq(username.to_lowercase()), login_failures::failed_at.eq(now)))
-        .execute(conn)
-        .map(drop)
+        .returning(login_failures::id)
+        .get_result(conn)
+}
+
+/// Takes back one recorded failure (a login that was never checked).
+pub fn forget_login_failure(conn: &mut PgConnection, id: i64) -> QueryResult<()> {
+    diesel::delete(login_failures::table.find(id)).execute(conn).map(drop)
 }
 
 /// Forgets a username's failures (after a successful login) and anything expired.

@@ -7,6 +7,7 @@ mod serve;
 
 use clap::{Parser, Subcommand};
 
+use crate::auth::password::Hasher;
 use crate::config::Settings;
 use crate::domain::user::Role;
 use crate::users::{self, CreateUser, CreateUserError};
@@ -111,7 +112,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             } => {
                 let real_name = if real_name.is_empty() { username.clone() } else { real_name };
                 let input = CreateUser { username, password, role, real_name, student_number };
-                match users::create(&database.pool, input, chrono::Utc::now()).await {
+                match users::create(&database.pool, &Hasher::new(1, 1), input, chrono::Utc::now()).await {
                     Ok(user) => {
                         println!("created {} `{}` (id {})", user.role, user.username, user.id);
                         Ok(())
@@ -119,7 +120,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                     Err(err) => Err(anyhow::anyhow!("{}", describe(&err))),
                 }
             }
-            Command::Demo => demo::seed(&database.pool).await.map(|credentials| print!("{credentials}")),
+            Command::Demo => demo::seed(&database.pool, &Hasher::new(1, 3))
+                .await
+                .map(|credentials| print!("{credentials}")),
             Command::Openapi | Command::Watch { .. } | Command::Healthcheck { .. } => {
                 unreachable!("handled above")
             }

@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 
 use super::queries::{self, NewUser, Taken};
 use crate::auth::extract::{AdminOnly, Authenticated};
-use crate::auth::password;
+use crate::auth::password::{HashError, Hasher};
 use crate::clock::Clock;
 use crate::db::{self, DbError, DbPool};
 use crate::domain::text::{
@@ -39,6 +39,8 @@ problems!(CreateUserProblems {
     ApiError::Forbidden("") => "Caller is not an admin",
     ApiError::Taken("") => "Username or student number taken",
     ApiError::Validation(Vec::new()) => "Invalid field",
+    ApiError::ServerBusy("") => "Too many passwords are being hashed at once",
+    ApiError::DatabaseUnavailable => "The database is unreachable",
 });
 
 /// Create a user (admin).
@@ -64,11 +66,12 @@ problems!(CreateUserProblems {
 #[post("/users")]
 pub async fn create_user(
     pool: web::Data<DbPool>,
+    hasher: web::Data<Hasher>,
     clock: web::Data<dyn Clock>,
     _admin: Authenticated<AdminOnly>,
     body: JsonObject<CreateUser>,
 ) -> Result<HttpResponse, ApiError> {
-    let user = create(&pool, body.into_inner(), clock.now()).await?;
+    let user = create(&pool, &hasher, body.into_inner(), clock.now()).await?;
     Ok(HttpResponse::Created().json(user))
 }
 
@@ -84,7 +87,7 @@ pub enum CreateUserError {
     #[error(transparent)]
     Query(#[from] diesel::result::Error),
     #[error(transparent)]
-    Unexpected(#[from] anyhow::Error),
+    Hash(#[from] HashError),
 }
 
 impl From<CreateUserError> for ApiError {
@@ -94,7 +97,7 @@ impl From<CreateUserError> for ApiError {
             CreateUserError::Taken(taken) => taken.into(),
             CreateUserError::Database(error) => error.into(),
             CreateUserError::Query(error) => error.into(),
-            CreateUserError::Unexpected(error) => ApiError::Unexpected(error),
+            CreateUserError::Hash(error) => error.into(),
         }
     }
 }
@@ -102,6 +105,7 @@ impl From<CreateUserError> for ApiError {
 /// Validates and stores a new user; shared by `POST /users` and the CLI.
 pub async fn create(
     pool: &DbPool,
+    hasher: &Hasher,
     input: CreateUser,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<User, CreateUserError> {
@@ -118,9 +122,7 @@ pub async fn create(
     let (Some(username), Some(password), Some(real_name)) = (username, password, real_name) else {
         unreachable!("check() returned early for missing values")
     };
-    let hash = tokio::task::spawn_blocking(move || password::hash(password.expose()))
-        .await
-        .map_err(|e| CreateUserError::Unexpected(e.into()))??;
+    let hash = hasher.hash(password.expose().to_owned()).await?;
     let role = input.role;
     let created = db::run(pool, move |conn| -> Result<_, CreateUserError> {
         let student_number = student_number.map(StudentNumber::into_inner);

@@ -25,7 +25,8 @@ fn documented() -> BTreeMap<String, (Vec<String>, Vec<String>)> {
         let payload = document.pointer(pointer).unwrap_or_else(|| panic!("no schema at {pointer}"));
         let (mut required, mut fields) = (Vec::new(), Vec::new());
         collect(&document, payload, &mut required, &mut fields);
-        let kind = payload_type(&document, payload).unwrap_or_else(|| panic!("{pointer} has no `type` const"));
+        let kind =
+            payload_type(&document, payload).unwrap_or_else(|| panic!("{pointer} has no `type` const"));
         messages.insert(kind, (required, fields));
     }
     messages
@@ -39,7 +40,8 @@ fn collect(document: &Value, schema: &Value, required: &mut Vec<String>, fields:
     for part in schema["allOf"].as_array().into_iter().flatten() {
         collect(document, part, required, fields);
     }
-    required.extend(schema["required"].as_array().into_iter().flatten().map(|f| f.as_str().unwrap().to_owned()));
+    required
+        .extend(schema["required"].as_array().into_iter().flatten().map(|f| f.as_str().unwrap().to_owned()));
     fields.extend(schema["properties"].as_object().into_iter().flatten().map(|(name, _)| name.clone()));
 }
 

@@ -92,3 +92,28 @@ async fn concurrent_guesses_cannot_exceed_the_failure_limit() {
     let throttled = statuses.iter().filter(|s| **s == 429).count();
     assert_eq!((evaluated, throttled), (10, 20), "{statuses:?}");
 }
+
+#[tokio::test]
+async fn a_lecture_hall_logging_in_at_once_hashes_at_most_one_password_per_core() {
+    let app = spawn_app().await;
+    let usernames: Vec<String> = (0..32).map(|n| format!("hall.s{n:02}")).collect();
+    crate::helpers::insert_users(&app.pool, &usernames, Role::Student).await;
+    // 64 at once: 32 right passwords, 16 wrong ones, 16 unknown users.
+    let attempts = usernames
+        .iter()
+        .map(|name| (name.clone(), PASSWORD))
+        .chain(usernames.iter().take(16).map(|name| (name.clone(), "wrong-password")))
+        .chain((0..16).map(|n| (format!("nobody.{n}"), PASSWORD)));
+    let logins = attempts.map(|(name, password)| {
+        let app = &app;
+        async move { app.login(&name, password).await.status.as_u16() }
+    });
+    let mut statuses = futures_util::future::join_all(logins).await;
+    statuses.sort_unstable();
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 32, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 32, "{statuses:?}");
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    assert!(app.hasher.peak() <= cores, "{} hashes ran at once on {cores} cores", app.hasher.peak());
+    assert!(app.hasher.peak() >= 1);
+    assert_eq!((app.hasher.running(), app.hasher.queued()), (0, 0), "nothing left behind");
+}

@@ -27,6 +27,7 @@ pub struct TestApp {
     pub pool: DbPool,
     pub admin_token: String,
     pub hub: rollcall::live::hub::Hub,
+    pub hasher: actix_web::web::Data<rollcall::auth::password::Hasher>,
     pub stopper: rollcall::startup::Stopper,
     // Dropped last: the database outlives the server's connections to it.
     database: TestDatabase,
@@ -96,7 +97,7 @@ async fn spawn_with(settings: Settings, database: TestDatabase, pool: DbPool) ->
         Application::build(&settings, JWT_SECRET.as_bytes(), pool.clone(), &database.url, clock.clone())
             .expect("build the application");
     let address = format!("http://127.0.0.1:{}", app.port());
-    let (hub, stopper) = (app.hub(), app.stopper());
+    let (hub, stopper, hasher) = (app.hub(), app.stopper(), app.hasher());
     tokio::spawn(app.run_until_stopped());
     let mut test_app = TestApp {
         address,
@@ -105,6 +106,7 @@ async fn spawn_with(settings: Settings, database: TestDatabase, pool: DbPool) ->
         pool,
         admin_token: String::new(),
         hub,
+        hasher,
         stopper,
         database,
     };

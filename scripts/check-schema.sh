@@ -66,6 +66,14 @@ if ! diesel_ok; then
   echo "check-schema: diesel_cli installed in $(($(date +%s) - t))s"
 fi
 
+# print-schema pipes its output through `rustfmt` (with our rustfmt.toml) and silently falls
+# back to unformatted output when that fails, which would read as a spurious difference.
+rustfmt --version >/dev/null 2>&1 || {
+  echo "check-schema: rustfmt is not usable here, and diesel print-schema formats its output" \
+    "with it (rustup component add rustfmt)" >&2
+  exit 1
+}
+
 # --- a throwaway PostgreSQL, reachable only through a Unix socket in its own directory ---
 if [ -n "${PG_BINDIR:-}" ]; then
   bindir=$PG_BINDIR

@@ -1,60 +1,4 @@
-//! Diesel table definitions, kept in step with `migrations/` by hand (a test runs the
-//! migrations and every query against a real database, so a mismatch fails loudly).
-
-diesel::table! {
-    users (id) {
-        id -> Int8,
-        username -> Text,
-        password_hash -> Text,
-        role -> Text,
-        real_name -> Text,
-        student_number -> Nullable<Text>,
-        created_at -> Timestamptz,
-    }
-}
-
-diesel::table! {
-    courses (id) {
-        id -> Int8,
-        title -> Text,
-        code -> Nullable<Text>,
-        teacher_id -> Int8,
-        created_at -> Timestamptz,
-    }
-}
-
-diesel::table! {
-    enrollments (course_id, student_id) {
-        course_id -> Int8,
-        student_id -> Int8,
-        enrolled_at -> Timestamptz,
-    }
-}
-
-diesel::table! {
-    lessons (id) {
-        id -> Int8,
-        course_id -> Int8,
-        title -> Text,
-        starts_at -> Nullable<Timestamptz>,
-        created_at -> Timestamptz,
-    }
-}
-
-diesel::table! {
-    checkin_windows (id) {
-        id -> Int8,
-        lesson_id -> Int8,
-        secret -> Bytea,
-        opened_at -> Timestamptz,
-        closes_at -> Timestamptz,
-        closed_at -> Nullable<Timestamptz>,
-        rotation_seconds -> Int4,
-        code_length -> Int4,
-        late_after_seconds -> Nullable<Int4>,
-        opened_by -> Int8,
-    }
-}
+// @generated automatically by Diesel CLI.
 
 diesel::table! {
     attendance (lesson_id, student_id) {
@@ -94,10 +38,65 @@ diesel::table! {
 }
 
 diesel::table! {
+    checkin_windows (id) {
+        id -> Int8,
+        lesson_id -> Int8,
+        secret -> Bytea,
+        opened_at -> Timestamptz,
+        closes_at -> Timestamptz,
+        closed_at -> Nullable<Timestamptz>,
+        rotation_seconds -> Int4,
+        code_length -> Int4,
+        late_after_seconds -> Nullable<Int4>,
+        opened_by -> Int8,
+    }
+}
+
+diesel::table! {
+    courses (id) {
+        id -> Int8,
+        title -> Text,
+        code -> Nullable<Text>,
+        teacher_id -> Int8,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    enrollments (course_id, student_id) {
+        course_id -> Int8,
+        student_id -> Int8,
+        enrolled_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    lessons (id) {
+        id -> Int8,
+        course_id -> Int8,
+        title -> Text,
+        starts_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     login_failures (id) {
         id -> Int8,
         username -> Text,
         failed_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Int8,
+        username -> Text,
+        password_hash -> Text,
+        role -> Text,
+        real_name -> Text,
+        student_number -> Nullable<Text>,
+        created_at -> Timestamptz,
     }
 }
 
@@ -110,23 +109,29 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(attendance -> checkin_windows (window_id));
+diesel::joinable!(attendance -> lessons (lesson_id));
+diesel::joinable!(attendance -> users (student_id));
+diesel::joinable!(attendance_audit -> lessons (lesson_id));
+diesel::joinable!(checkin_failures -> users (student_id));
+diesel::joinable!(checkin_windows -> lessons (lesson_id));
+diesel::joinable!(checkin_windows -> users (opened_by));
 diesel::joinable!(courses -> users (teacher_id));
 diesel::joinable!(enrollments -> courses (course_id));
 diesel::joinable!(enrollments -> users (student_id));
 diesel::joinable!(lessons -> courses (course_id));
-diesel::joinable!(checkin_windows -> lessons (lesson_id));
-diesel::joinable!(attendance -> lessons (lesson_id));
-diesel::joinable!(attendance -> users (student_id));
+diesel::joinable!(ws_tickets -> lessons (lesson_id));
+diesel::joinable!(ws_tickets -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
-    users,
-    courses,
-    enrollments,
-    lessons,
-    checkin_windows,
     attendance,
     attendance_audit,
     checkin_failures,
+    checkin_windows,
+    courses,
+    enrollments,
+    lessons,
     login_failures,
+    users,
     ws_tickets,
 );

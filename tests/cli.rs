@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
@@ -14,8 +14,12 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::{Pid, User, geteuid};
 use serde_json::{Value, json};
 
+#[path = "support/binary.rs"]
+mod binary;
 #[path = "support/database.rs"]
 mod database;
+
+use binary::Server;
 
 fn rollcall(data_dir: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_rollcall"));
@@ -31,78 +35,6 @@ fn rollcall(data_dir: &Path) -> Command {
 
 fn run(command: &mut Command) -> Output {
     command.stdin(Stdio::null()).output().expect("run rollcall")
-}
-
-struct Server {
-    child: Child,
-    base: String,
-    stdout: Arc<Mutex<String>>,
-    logs: Arc<Mutex<String>>,
-}
-
-impl Server {
-    fn start(mut command: Command) -> Self {
-        let mut child =
-            command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn rollcall serve");
-        let (tx, rx) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        let logs = Arc::new(Mutex::new(String::new()));
-        let log_sink = logs.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("listening on ").nth(1) {
-                    let _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_owned());
-                }
-                let mut logs = log_sink.lock().unwrap();
-                logs.push_str(&line);
-                logs.push('\n');
-            }
-        });
-        let base = rx.recv_timeout(Duration::from_secs(90)).expect("the server announces its address");
-        let stdout = Arc::new(Mutex::new(String::new()));
-        let out = child.stdout.take().unwrap();
-        let sink = stdout.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                let mut text = sink.lock().unwrap();
-                text.push_str(&line);
-                text.push('\n');
-            }
-        });
-        Self { child, base, stdout, logs }
-    }
-
-    /// Waits (up to 10 s) until standard output contains `needle`; returns all of it.
-    fn stdout_containing(&self, needle: &str) -> String {
-        for _ in 0..100 {
-            let text = self.stdout.lock().unwrap().clone();
-            if text.contains(needle) {
-                return text;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("standard output never contained {needle:?}: {}", self.stdout.lock().unwrap())
-    }
-
-    fn terminate(self) -> std::process::ExitStatus {
-        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM).unwrap();
-        self.terminate_wait()
-    }
-
-    /// Waits for a server that has already been signalled.
-    fn terminate_wait(mut self) -> std::process::ExitStatus {
-        self.child.wait().unwrap()
-    }
-}
-
-/// A server a failing test leaves behind is killed, not left running.
-impl Drop for Server {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
 }
 
 /// A PostgreSQL cluster of one test's own, stopped and removed even if the test fails.

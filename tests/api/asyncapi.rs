@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use crate::helpers::{next_message, spawn_app};
+use crate::helpers::spawn_app;
+use crate::helpers::websocket::next_message;
 
 /// (message type → required fields) as documented: each payload's `required: [..]` line
 /// followed by its `type: { const: .. }` line.

@@ -7,7 +7,8 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::helpers::{Socket, TestApp, close_code, next_message, settings, spawn_app, spawn_app_with};
+use crate::helpers::websocket::{Socket, close_code, next_message};
+use crate::helpers::{TestApp, settings, spawn_app, spawn_app_with};
 
 async fn ticket(app: &TestApp, token: &str, lesson_id: i64) -> String {
     let response = app.post("/api/v1/ws-tickets", token, json!({"lesson_id": lesson_id})).await;

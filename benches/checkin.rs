@@ -12,7 +12,7 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use support::{CpuSplit, Database, Server, World, machine, open_all, seed, summary};
+use support::{CpuSplit, Database, World, machine, open_all, seed, serve, summary};
 
 const LESSONS: i64 = 100;
 const PER_LESSON: i64 = 100;
@@ -22,7 +22,7 @@ fn main() {
     println!("checkin benchmark on {} ({clients} clients)", machine());
     let database = Database::start("checkin");
     let world = seed(&database, LESSONS, PER_LESSON);
-    let server = Server::start(&database, &[("ROLLCALL_DB_POOL_SIZE", &(clients + 4).to_string())]);
+    let server = serve(&database, &[("ROLLCALL_DB_POOL_SIZE", &(clients + 4).to_string())]);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let (right, wrong) = runtime.block_on(async {
         let client = reqwest::Client::builder().pool_max_idle_per_host(clients).build().unwrap();

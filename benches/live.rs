@@ -20,7 +20,7 @@ use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use support::{CpuSplit, Database, Server, machine, open_all, raise_fd_limit, seed, summary};
+use support::{CpuSplit, Database, machine, open_all, raise_fd_limit, seed, serve, summary};
 
 const LESSONS: i64 = 1000;
 const STUDENTS_PER_LESSON: i64 = 20;
@@ -54,10 +54,8 @@ fn main() {
     println!("live benchmark on {} ({connections} connections, open-file limit {fd_limit})", machine());
     let database = Database::start("live");
     let world = seed(&database, LESSONS, STUDENTS_PER_LESSON);
-    let server = Server::start(
-        &database,
-        &[("ROLLCALL_WS_MAX_CONNECTIONS", "20000"), ("ROLLCALL_DB_POOL_SIZE", "32")],
-    );
+    let server =
+        serve(&database, &[("ROLLCALL_WS_MAX_CONNECTIONS", "20000"), ("ROLLCALL_DB_POOL_SIZE", "32")]);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     runtime.block_on(async move {
         let client = reqwest::Client::new();

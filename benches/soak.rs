@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use support::{Database, Server, machine, open_all, raise_fd_limit, seed};
+use support::{Database, machine, open_all, raise_fd_limit, seed, serve};
 
 const LESSONS: i64 = 50;
 const PER_LESSON: i64 = 40;
@@ -45,7 +45,7 @@ fn main() {
     println!("soak on {} for {seconds} s", machine());
     let database = Database::start("soak");
     let world = Arc::new(seed(&database, LESSONS, PER_LESSON));
-    let server = Server::start(&database, &[]);
+    let server = serve(&database, &[]);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let ok = runtime.block_on(async {
         let client = reqwest::Client::new();

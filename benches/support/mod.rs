@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
@@ -13,6 +13,11 @@ use diesel::prelude::*;
 use rollcall::auth::jwt::TokenKeys;
 use rollcall::domain::user::Role;
 use rollcall::embedded::EmbeddedPostgres;
+
+#[path = "../../tests/support/binary.rs"]
+mod binary;
+
+use binary::Server;
 
 pub const SECRET: &str = "benchmark-secret-benchmark-secret-0123456789";
 
@@ -79,63 +84,22 @@ impl Drop for Database {
     }
 }
 
-/// The release binary, serving on the benchmark database; killed on drop.
-pub struct Server {
-    pub child: Child,
-    pub base: String,
-}
-
-impl Server {
-    // The child is killed and waited for in Drop.
-    #[allow(clippy::zombie_processes)]
-    pub fn start(database: &Database, env: &[(&str, &str)]) -> Self {
-        let port = free_port();
-        let data = std::env::temp_dir().join(format!("rollcall-bench-data-{}", std::process::id()));
-        std::fs::create_dir_all(&data).unwrap();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_rollcall"));
-        command
-            .arg("serve")
-            .env("DATABASE_URL", &database.url)
-            .env("ROLLCALL_JWT_SECRET", SECRET)
-            .env("ROLLCALL_BIND", format!("127.0.0.1:{port}"))
-            .env("ROLLCALL_DATA_DIR", &data)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
-        for (name, value) in env {
-            command.env(name, value);
-        }
-        let child = command.spawn().expect("start the rollcall binary");
-        let base = format!("http://127.0.0.1:{port}");
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Self { child, base };
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("rollcall did not start listening");
+/// The release binary, serving on the benchmark database (see `binary::Server`).
+pub fn serve(database: &Database, env: &[(&str, &str)]) -> Server {
+    let data = std::env::temp_dir().join(format!("rollcall-bench-data-{}", std::process::id()));
+    std::fs::create_dir_all(&data).unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_rollcall"));
+    command
+        .arg("serve")
+        .env("DATABASE_URL", &database.url)
+        .env("ROLLCALL_JWT_SECRET", SECRET)
+        .env("ROLLCALL_DATA_DIR", &data)
+        // Warnings only, but the harness needs the info line that announces the address.
+        .env("RUST_LOG", "warn,rollcall::cli=info");
+    for (name, value) in env {
+        command.env(name, value);
     }
-
-    /// Resident memory of the server process, in KiB.
-    pub fn rss_kib(&self) -> u64 {
-        rss_kib(self.child.id())
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-pub fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
+    Server::start_echoing_logs(command)
 }
 
 /// CPU time (user + system) a process has used so far.
@@ -191,10 +155,6 @@ impl CpuSplit {
             share(cpu_time(std::process::id()) - self.client),
         )
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// `lessons` teachers, each with a course and one lesson, and `per_lesson` students

@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{next_message, spawn_app};
+use crate::helpers::spawn_app;
+use crate::helpers::websocket::next_message;
 
 /// (message type → (required fields, all fields)), from the payload each message of
 /// `openapi/asyncapi.yaml` references in the generated OpenAPI document: the schemas come

@@ -1,4 +1,5 @@
-use crate::helpers::{insert_users, spawn_app, spawn_app_counting_queries};
+use crate::helpers::fixtures::insert_users;
+use crate::helpers::{spawn_app, spawn_app_counting_queries};
 use diesel::prelude::*;
 use reqwest::Method;
 use rollcall::domain::user::Role;
@@ -11,7 +12,7 @@ async fn put(
     lesson: i64,
     student: i64,
     body: Value,
-) -> crate::helpers::Response {
+) -> crate::helpers::http::Response {
     app.send(Method::PUT, &format!("/api/v1/lessons/{lesson}/attendance/{student}"), Some(token), Some(body))
         .await
 }
@@ -289,7 +290,8 @@ async fn results_and_report_take_the_same_number_of_queries_for_300_students_as_
     .await
     .ok(200);
     for (id, name) in ids.iter().zip(&usernames).take(100) {
-        let student = crate::helpers::Student { id: *id, token: app.token(*id, Role::Student, name) };
+        let student =
+            crate::helpers::fixtures::Student { id: *id, token: app.token(*id, Role::Student, name) };
         app.check_in(&student, &code).await.ok(201);
     }
     let big = (measure(&lesson_path).await, measure(&course_path).await);

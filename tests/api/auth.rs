@@ -97,7 +97,7 @@ async fn concurrent_guesses_cannot_exceed_the_failure_limit() {
 async fn a_lecture_hall_logging_in_at_once_hashes_at_most_one_password_per_core() {
     let app = spawn_app().await;
     let usernames: Vec<String> = (0..32).map(|n| format!("hall.s{n:02}")).collect();
-    crate::helpers::insert_users(&app.pool, &usernames, Role::Student).await;
+    crate::helpers::fixtures::insert_users(&app.pool, &usernames, Role::Student).await;
     // 64 at once: 32 right passwords, 16 wrong ones, 16 unknown users.
     let attempts = usernames
         .iter()

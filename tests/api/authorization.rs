@@ -11,7 +11,8 @@ use std::collections::BTreeSet;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{Class, PASSWORD, TestApp, spawn_app};
+use crate::helpers::fixtures::Class;
+use crate::helpers::{PASSWORD, TestApp, spawn_app};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Who {

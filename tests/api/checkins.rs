@@ -1,4 +1,5 @@
-use crate::helpers::{Class, TestApp, settings, spawn_app, spawn_app_with};
+use crate::helpers::fixtures::Class;
+use crate::helpers::{TestApp, settings, spawn_app, spawn_app_with};
 use diesel::prelude::*;
 use rollcall::schema::{attendance, checkin_failures};
 use serde_json::json;

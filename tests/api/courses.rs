@@ -1,4 +1,5 @@
-use crate::helpers::{insert_users, spawn_app};
+use crate::helpers::fixtures::insert_users;
+use crate::helpers::spawn_app;
 use reqwest::Method;
 use rollcall::domain::user::Role;
 use serde_json::json;

@@ -30,7 +30,7 @@ async fn readyz_is_503_problem_when_the_database_is_unreachable() {
     .unwrap();
     let url = format!("http://127.0.0.1:{}/readyz", broken.port());
     tokio::spawn(broken.run_until_stopped());
-    let response = crate::helpers::into_response(app.client.get(&url).send().await.unwrap()).await;
+    let response = crate::helpers::http::into_response(app.client.get(&url).send().await.unwrap()).await;
     response.problem(503, "database_unavailable");
     // The process itself is fine, so the same server stays alive.
     let alive = app.client.get(url.replace("/readyz", "/healthz")).send().await.unwrap();

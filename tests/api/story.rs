@@ -111,6 +111,6 @@ async fn a_lesson_from_opening_check_in_to_the_course_report() {
     assert_eq!(lesson_for_eve.ok(200)["my_status"], "excused");
 }
 
-async fn check_in(app: &crate::helpers::TestApp, token: &str, code: &str) -> crate::helpers::Response {
+async fn check_in(app: &crate::helpers::TestApp, token: &str, code: &str) -> crate::helpers::http::Response {
     app.post("/api/v1/checkins", token, json!({"code": code})).await
 }

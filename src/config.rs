@@ -21,6 +21,10 @@ pub struct Settings {
     pub jwt_issuer: String,
     pub jwt_audience: String,
     pub token_ttl: Duration,
+    /// How long a session lasts from its login, however it is used.
+    pub session_ttl: Duration,
+    /// How long an activation code (a password reset) stays valid.
+    pub activation_ttl: Duration,
     pub data_dir: PathBuf,
     pub cors_origins: Vec<String>,
     /// Peers whose `X-Forwarded-For` we believe.
@@ -115,6 +119,14 @@ impl Settings {
             jwt_issuer: var("ROLLCALL_JWT_ISSUER").unwrap_or_else(|| "rollcall".into()),
             jwt_audience: var("ROLLCALL_JWT_AUDIENCE").unwrap_or_else(|| "rollcall-api".into()),
             token_ttl: Duration::from_secs(ttl_seconds),
+            session_ttl: Duration::from_secs(
+                positive(&var, "ROLLCALL_SESSION_TTL_SECONDS", 14 * 86_400)? as u64
+            ),
+            activation_ttl: Duration::from_secs(positive(
+                &var,
+                "ROLLCALL_ACTIVATION_TTL_SECONDS",
+                14 * 86_400,
+            )? as u64),
             data_dir: var("ROLLCALL_DATA_DIR").map_or_else(|| PathBuf::from(".rollcall"), PathBuf::from),
             cors_origins: list(&var, "ROLLCALL_CORS_ORIGINS", |origin| {
                 let url = url::Url::parse(origin).map_err(|e| e.to_string())?;
@@ -200,6 +212,10 @@ mod tests {
         assert_eq!(s.bind.to_string(), "127.0.0.1:8080");
         assert_eq!(s.data_dir, PathBuf::from(".rollcall"));
         assert_eq!(s.token_ttl, Duration::from_secs(3600));
+        assert_eq!(
+            (s.session_ttl, s.activation_ttl),
+            (Duration::from_secs(1_209_600), Duration::from_secs(1_209_600))
+        );
         assert_eq!((s.jwt_issuer.as_str(), s.jwt_audience.as_str()), ("rollcall", "rollcall-api"));
     }
 

@@ -43,13 +43,20 @@ pub enum ApiError {
     Unauthorized(&'static str),
     #[error("wrong username or password")]
     InvalidCredentials,
+    /// `POST /me/password` with a wrong current password: 403, unlike a failed login.
+    #[error("the current password is wrong")]
+    WrongCurrentPassword,
+    #[error("this session has been revoked; log in again")]
+    SessionRevoked,
+    #[error("this account is disabled")]
+    AccountDisabled,
     #[error("{0}")]
     Forbidden(&'static str),
     #[error("{0}")]
     NotFound(&'static str),
-    /// A username or student number someone else has (`conflict`).
+    /// A username or student number someone else has, or a change the rules forbid (`conflict`).
     #[error("{0}")]
-    Taken(&'static str),
+    Conflict(&'static str),
     #[error("check-in is already open for this lesson")]
     CheckinAlreadyOpen,
     #[error("check-in is not open for this lesson")]
@@ -88,9 +95,12 @@ impl ApiError {
             Self::Validation(_) => "validation_failed",
             Self::Unauthorized(_) => "unauthorized",
             Self::InvalidCredentials => "invalid_credentials",
+            Self::SessionRevoked => "session_revoked",
+            Self::WrongCurrentPassword => "invalid_credentials",
+            Self::AccountDisabled => "account_disabled",
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
-            Self::Taken(_) => "conflict",
+            Self::Conflict(_) => "conflict",
             Self::CheckinAlreadyOpen => "checkin_already_open",
             Self::CheckinNotOpen => "checkin_not_open",
             Self::UpgradeRequired => "upgrade_required",
@@ -114,9 +124,12 @@ impl ApiError {
             Self::Validation(_) => "Validation failed",
             Self::Unauthorized(_) => "Unauthorized",
             Self::InvalidCredentials => "Invalid credentials",
+            Self::SessionRevoked => "Session revoked",
+            Self::WrongCurrentPassword => "Invalid credentials",
+            Self::AccountDisabled => "Account disabled",
             Self::Forbidden(_) => "Forbidden",
             Self::NotFound(_) => "Not found",
-            Self::Taken(_) | Self::CheckinAlreadyOpen | Self::CheckinNotOpen => "Conflict",
+            Self::Conflict(_) | Self::CheckinAlreadyOpen | Self::CheckinNotOpen => "Conflict",
             Self::UpgradeRequired => "Upgrade required",
             Self::InvalidCode => "Invalid code",
             Self::CodeExpired => "Code expired",
@@ -152,11 +165,13 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::Unauthorized(_) | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Unauthorized(_) | Self::InvalidCredentials | Self::SessionRevoked => {
+                StatusCode::UNAUTHORIZED
+            }
+            Self::Forbidden(_) | Self::AccountDisabled | Self::WrongCurrentPassword => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Taken(_) | Self::CheckinAlreadyOpen | Self::CheckinNotOpen => StatusCode::CONFLICT,
+            Self::Conflict(_) | Self::CheckinAlreadyOpen | Self::CheckinNotOpen => StatusCode::CONFLICT,
             Self::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -178,7 +193,7 @@ impl ResponseError for ApiError {
             Self::TooManyAttempts { retry_after_secs } => {
                 response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
             }
-            Self::Unauthorized(_) | Self::InvalidCredentials => {
+            Self::Unauthorized(_) | Self::InvalidCredentials | Self::SessionRevoked => {
                 response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
             }
             Self::DatabaseUnavailable | Self::ServerBusy(_) => {

@@ -12,6 +12,8 @@ pub enum Event {
     Window { lesson_id: i64 },
     /// A student's record for the lesson was created or changed.
     Record { lesson_id: i64, student_id: i64 },
+    /// A session was revoked: its dashboards must close.
+    SessionRevoked { session_id: i64 },
 }
 
 impl Event {
@@ -19,6 +21,7 @@ impl Event {
         match self {
             Self::Window { lesson_id } => format!("window:{lesson_id}"),
             Self::Record { lesson_id, student_id } => format!("record:{lesson_id}:{student_id}"),
+            Self::SessionRevoked { session_id } => format!("session:{session_id}"),
         }
     }
 
@@ -27,6 +30,7 @@ impl Event {
         let event = match (parts.next()?, parts.next()?.parse().ok()?) {
             ("window", lesson_id) => Self::Window { lesson_id },
             ("record", lesson_id) => Self::Record { lesson_id, student_id: parts.next()?.parse().ok()? },
+            ("session", session_id) => Self::SessionRevoked { session_id },
             _ => return None,
         };
         parts.next().is_none().then_some(event)
@@ -61,7 +65,11 @@ mod tests {
 
     #[test]
     fn events_round_trip_through_their_payload() {
-        for event in [Event::Window { lesson_id: 7 }, Event::Record { lesson_id: 7, student_id: 42 }] {
+        for event in [
+            Event::Window { lesson_id: 7 },
+            Event::Record { lesson_id: 7, student_id: 42 },
+            Event::SessionRevoked { session_id: 9 },
+        ] {
             assert_eq!(Event::decode(&event.encode()), Some(event));
         }
         for junk in ["", "window", "window:x", "record:1", "record:1:2:3", "other:1"] {

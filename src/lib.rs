@@ -2,7 +2,7 @@
 //!
 //! The layers, lowest first (`docs/ARCHITECTURE.md` draws them; a test keeps them acyclic):
 //! foundations (`clock`, `config`, `schema`, `db`, `domain`, `events`, `error`, `rejections`,
-//! `metrics`), then the features (`auth`, `users`, `courses`, `lessons`, `attendance`,
+//! `client`, `metrics`), then the features (`auth`, `users`, `courses`, `lessons`, `attendance`,
 //! `checkins`, `live`, `ops`), then assembly (`openapi`, `telemetry`, `startup`, `demo`,
 //! `watch`, `embedded`, `cli`).
 
@@ -12,6 +12,7 @@ pub mod attendance;
 pub mod auth;
 pub mod checkins;
 pub mod cli;
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod courses;

@@ -1,6 +1,14 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    activation_codes (user_id) {
+        user_id -> Int8,
+        code_hash -> Bytea,
+        expires_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     attendance (lesson_id, student_id) {
         lesson_id -> Int8,
         student_id -> Int8,
@@ -85,6 +93,29 @@ diesel::table! {
         id -> Int8,
         username -> Text,
         failed_at -> Timestamptz,
+        pending -> Bool,
+    }
+}
+
+diesel::table! {
+    refresh_tokens (token_hash) {
+        token_hash -> Bytea,
+        session_id -> Int8,
+        issued_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    sessions (id) {
+        id -> Int8,
+        user_id -> Int8,
+        created_at -> Timestamptz,
+        last_used_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
+        user_agent -> Nullable<Text>,
+        ip -> Nullable<Text>,
     }
 }
 
@@ -92,11 +123,12 @@ diesel::table! {
     users (id) {
         id -> Int8,
         username -> Text,
-        password_hash -> Text,
+        password_hash -> Nullable<Text>,
         role -> Text,
         real_name -> Text,
         student_number -> Nullable<Text>,
         created_at -> Timestamptz,
+        disabled -> Bool,
     }
 }
 
@@ -106,9 +138,11 @@ diesel::table! {
         user_id -> Int8,
         lesson_id -> Int8,
         expires_at -> Timestamptz,
+        session_id -> Nullable<Int8>,
     }
 }
 
+diesel::joinable!(activation_codes -> users (user_id));
 diesel::joinable!(attendance -> checkin_windows (window_id));
 diesel::joinable!(attendance -> lessons (lesson_id));
 diesel::joinable!(attendance -> users (student_id));
@@ -120,10 +154,14 @@ diesel::joinable!(courses -> users (teacher_id));
 diesel::joinable!(enrollments -> courses (course_id));
 diesel::joinable!(enrollments -> users (student_id));
 diesel::joinable!(lessons -> courses (course_id));
+diesel::joinable!(refresh_tokens -> sessions (session_id));
+diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(ws_tickets -> lessons (lesson_id));
+diesel::joinable!(ws_tickets -> sessions (session_id));
 diesel::joinable!(ws_tickets -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    activation_codes,
     attendance,
     attendance_audit,
     checkin_failures,
@@ -132,6 +170,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     enrollments,
     lessons,
     login_failures,
+    refresh_tokens,
+    sessions,
     users,
     ws_tickets,
 );

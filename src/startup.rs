@@ -15,7 +15,7 @@ use crate::auth::Authenticator;
 use crate::auth::jwt::TokenKeys;
 use crate::auth::password::Hasher;
 use crate::checkins::batch::Checkins;
-use crate::checkins::client::TrustedProxies;
+use crate::client::TrustedProxies;
 use crate::clock::{Clock, SharedClock};
 use crate::config::Settings;
 use crate::db::DbPool;
@@ -30,10 +30,19 @@ use crate::{attendance, auth, checkins, courses, lessons, ops, telemetry, users}
 fn api(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
     config
         .service(auth::login::login)
+        .service(auth::session_routes::refresh)
+        .service(auth::session_routes::logout)
+        .service(auth::activation::activate)
         .service(users::get_me)
         .service(users::update_me)
+        .service(auth::change_password::change_my_password)
+        .service(auth::session_routes::list_my_sessions)
+        .service(auth::session_routes::end_my_session)
         .service(users::create_user)
         .service(users::list_users)
+        .service(users::get_user)
+        .service(users::update_user)
+        .service(users::create_activation)
         .service(courses::create_course)
         .service(courses::list_courses)
         .service(courses::get_course)
@@ -190,7 +199,13 @@ impl Application {
             TokenKeys::new(jwt_secret, &settings.jwt_issuer, &settings.jwt_audience, settings.token_ttl);
         // Each handler takes the pieces it needs; nothing holds them all.
         let state = State {
-            authenticator: web::Data::new(Authenticator { keys, pool: pool.clone(), clock: clock.clone() }),
+            authenticator: web::Data::new(Authenticator {
+                keys,
+                pool: pool.clone(),
+                clock: clock.clone(),
+                session_ttl: chrono::Duration::from_std(settings.session_ttl)?,
+                activation_ttl: chrono::Duration::from_std(settings.activation_ttl)?,
+            }),
             checkins: web::Data::new(Checkins::start(pool.clone())),
             pool: web::Data::new(pool),
             clock: web::Data::from(clock),

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use rollcall::auth::jwt::TokenKeys;
+use rollcall::auth::jwt::{TokenKeys, TokenUser};
 use rollcall::domain::user::Role;
 use rollcall::embedded::EmbeddedPostgres;
 
@@ -179,19 +179,24 @@ pub fn seed(database: &Database, lessons: i64, per_lesson: i64) -> World {
          SELECT 'student' || n, 'x', 'student', 'Student ' || n, 's' || n, now() FROM generate_series(1, {students}) n;
          INSERT INTO enrollments (course_id, student_id, enrolled_at) \
          SELECT 1 + (n - 1) / {per_lesson}, {lessons} + n, now() FROM generate_series(1, {students}) n;
+         INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at) OVERRIDING SYSTEM VALUE \
+         SELECT 1000000000 + id, id, now(), now(), now() + interval '1 day' FROM users;
          ANALYZE;"
     ));
     let keys = TokenKeys::new(SECRET.as_bytes(), "rollcall", "rollcall-api", Duration::from_secs(86_400));
     let now = chrono::Utc::now();
+    // Every user has a session of id 1,000,000,000 + their id (see the INSERT above).
+    let issue = |id: i64, role: Role, username: &str| {
+        let user = TokenUser { id, role, username, session_id: 1_000_000_000 + id };
+        keys.issue(user, now, now + chrono::Duration::days(1)).unwrap()
+    };
     World {
-        teachers: (1..=lessons)
-            .map(|id| keys.issue(id, Role::Teacher, &format!("teacher{id}"), now).unwrap())
-            .collect(),
+        teachers: (1..=lessons).map(|id| issue(id, Role::Teacher, &format!("teacher{id}"))).collect(),
         lessons: (1..=lessons).collect(),
         students: (1..=students)
             .map(|n| {
                 let id = lessons + n;
-                let token = keys.issue(id, Role::Student, &format!("student{n}"), now).unwrap();
+                let token = issue(id, Role::Student, &format!("student{n}"));
                 (id, token, ((n - 1) / per_lesson) as usize)
             })
             .collect(),

@@ -46,9 +46,11 @@ impl RoleRule for TeacherOrAdmin {
     const DENIED: &'static str = "only teachers and administrators may do this";
 }
 
-/// The caller, authenticated by bearer token and allowed by `R`.
+/// The caller, authenticated by bearer token (with a live session) and allowed by `R`.
 pub struct Authenticated<R: RoleRule = AnyRole> {
     pub user: User,
+    /// The session the token belongs to.
+    pub session_id: i64,
     rule: PhantomData<R>,
 }
 
@@ -68,20 +70,22 @@ impl<R: RoleRule> FromRequest for Authenticated<R> {
         let token = bearer_token(req).map(str::to_owned);
         Box::pin(async move {
             let token = token.ok_or(ApiError::Unauthorized("send `Authorization: Bearer <token>`"))?;
-            let user = auth.authenticate(&token).await?;
-            if !R::ALLOWED.contains(&user.role) {
+            let caller = auth.authenticate(&token).await?;
+            if !R::ALLOWED.contains(&caller.user.role) {
                 return Err(ApiError::Forbidden(R::DENIED));
             }
-            Ok(Self { user, rule: PhantomData })
+            Ok(Self { user: caller.user, session_id: caller.session_id, rule: PhantomData })
         })
     }
 }
 
 /// The caller as their token states them, verified but not looked up: for a route that
-/// confirms the user in its own query (a check-in confirms its student in the batch that
-/// stores it, answering 401 if the account is gone). `R` applies to the token's role.
+/// confirms the user and session in its own query (a check-in confirms its student and
+/// session in the batch that stores it, answering 401 if either is gone). `R` applies to
+/// the token's role.
 pub struct Claimed<R: RoleRule> {
     pub id: i64,
+    pub session_id: i64,
     rule: PhantomData<R>,
 }
 
@@ -93,11 +97,11 @@ impl<R: RoleRule> FromRequest for Claimed<R> {
         std::future::ready((|| {
             let token =
                 bearer_token(req).ok_or(ApiError::Unauthorized("send `Authorization: Bearer <token>`"))?;
-            let (id, role) = authenticator(req).verify(token)?;
-            if !R::ALLOWED.contains(&role) {
+            let claimed = authenticator(req).verify(token)?;
+            if !R::ALLOWED.contains(&claimed.role) {
                 return Err(ApiError::Forbidden(R::DENIED));
             }
-            Ok(Self { id, rule: PhantomData })
+            Ok(Self { id: claimed.user_id, session_id: claimed.session_id, rule: PhantomData })
         })())
     }
 }

@@ -12,6 +12,8 @@ const LEEWAY_SECS: u64 = 5;
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Claims {
     pub sub: String,
+    /// The session the token belongs to; a token without one is refused.
+    pub sid: i64,
     pub role: Role,
     pub username: String,
     pub iat: i64,
@@ -21,6 +23,15 @@ pub struct Claims {
     /// Not issued by us, but honoured if present.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nbf: Option<i64>,
+}
+
+/// Whom a token is for.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenUser<'a> {
+    pub id: i64,
+    pub role: Role,
+    pub username: &'a str,
+    pub session_id: i64,
 }
 
 pub struct TokenKeys {
@@ -50,6 +61,7 @@ impl TokenKeys {
         validation.set_issuer(&[issuer]);
         validation.set_audience(&[audience]);
         validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+        // `sid` is required by `Claims` itself: a token without one does not deserialise.
         validation.leeway = LEEWAY_SECS;
         // Times are checked against our own clock below, so tests can move time.
         validation.validate_exp = false;
@@ -68,19 +80,25 @@ impl TokenKeys {
         self.ttl.num_seconds()
     }
 
+    /// When a token issued at `now` for a session ending at `session_ends` expires: after
+    /// the configured lifetime, but never after its session.
+    pub fn expiry(&self, now: DateTime<Utc>, session_ends: DateTime<Utc>) -> DateTime<Utc> {
+        (now + self.ttl).min(session_ends)
+    }
+
     pub fn issue(
         &self,
-        user_id: i64,
-        role: Role,
-        username: &str,
+        user: TokenUser<'_>,
         now: DateTime<Utc>,
+        expires: DateTime<Utc>,
     ) -> anyhow::Result<String> {
         let claims = Claims {
-            sub: user_id.to_string(),
-            role,
-            username: username.to_owned(),
+            sub: user.id.to_string(),
+            sid: user.session_id,
+            role: user.role,
+            username: user.username.to_owned(),
             iat: now.timestamp(),
-            exp: (now + self.ttl).timestamp(),
+            exp: expires.timestamp(),
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
             nbf: None,
@@ -116,12 +134,17 @@ mod tests {
         TokenKeys::new(&[7; 32], "rollcall", "rollcall-api", Duration::from_secs(3600))
     }
 
+    fn issue(keys: &TokenKeys, id: i64, role: Role, now: DateTime<Utc>) -> String {
+        let user = TokenUser { id, role, username: "u", session_id: 9 };
+        keys.issue(user, now, now + chrono::Duration::seconds(3600)).unwrap()
+    }
+
     #[test]
     fn an_issued_token_verifies_until_it_expires() {
         let now = Utc::now();
-        let token = keys().issue(42, Role::Teacher, "t", now).unwrap();
+        let token = issue(&keys(), 42, Role::Teacher, now);
         let claims = keys().verify(&token, now).unwrap();
-        assert_eq!((claims.sub.as_str(), claims.role), ("42", Role::Teacher));
+        assert_eq!((claims.sub.as_str(), claims.role, claims.sid), ("42", Role::Teacher, 9));
         assert_eq!(
             keys().verify(&token, now + chrono::Duration::seconds(3599)).map(|c| c.sub),
             Ok("42".into())
@@ -135,7 +158,7 @@ mod tests {
     #[test]
     fn a_token_issued_in_the_future_is_not_yet_valid() {
         let now = Utc::now();
-        let token = keys().issue(1, Role::Admin, "a", now + chrono::Duration::minutes(5)).unwrap();
+        let token = issue(&keys(), 1, Role::Admin, now + chrono::Duration::minutes(5));
         assert_eq!(keys().verify(&token, now).unwrap_err(), TokenError::NotYetValid);
     }
 
@@ -146,8 +169,51 @@ mod tests {
         let other_iss = TokenKeys::new(&[7; 32], "evil", "rollcall-api", Duration::from_secs(60));
         let other_aud = TokenKeys::new(&[7; 32], "rollcall", "other", Duration::from_secs(60));
         for issuer in [other_secret, other_iss, other_aud] {
-            let token = issuer.issue(1, Role::Admin, "a", now).unwrap();
+            let token = issue(&issuer, 1, Role::Admin, now);
             assert_eq!(keys().verify(&token, now).unwrap_err(), TokenError::Invalid);
         }
+    }
+}
+
+#[cfg(test)]
+mod session_tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_token_never_outlives_its_session() {
+        let keys = TokenKeys::new(&[7; 32], "rollcall", "rollcall-api", Duration::from_secs(3600));
+        let now = Utc::now();
+        assert_eq!(keys.expiry(now, now + chrono::Duration::days(14)), now + chrono::Duration::hours(1));
+        assert_eq!(keys.expiry(now, now + chrono::Duration::seconds(5)), now + chrono::Duration::seconds(5));
+    }
+
+    #[test]
+    fn a_token_without_a_session_id_is_invalid() {
+        #[derive(Serialize)]
+        struct Old<'a> {
+            sub: &'a str,
+            role: Role,
+            username: &'a str,
+            iat: i64,
+            exp: i64,
+            iss: &'a str,
+            aud: &'a str,
+        }
+        let now = Utc::now();
+        let old = Old {
+            sub: "1",
+            role: Role::Admin,
+            username: "a",
+            iat: now.timestamp(),
+            exp: now.timestamp() + 60,
+            iss: "rollcall",
+            aud: "rollcall-api",
+        };
+        let token =
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &old, &EncodingKey::from_secret(&[7; 32]))
+                .unwrap();
+        let keys = TokenKeys::new(&[7; 32], "rollcall", "rollcall-api", Duration::from_secs(3600));
+        assert_eq!(keys.verify(&token, now).unwrap_err(), TokenError::Invalid);
     }
 }

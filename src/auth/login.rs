@@ -1,16 +1,18 @@
 //! `POST /auth/login`: username and password in, access token out, with failures
 //! throttled per username across every server instance.
 
-use actix_web::{post, web};
+use actix_web::{HttpRequest, post, web};
 use chrono::{DateTime, Utc};
 use diesel::Connection;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::jwt::TokenUser;
 use super::password::Hasher;
-use super::{Authenticator, queries};
+use super::sessions::{self, Started};
+use super::{Authenticator, attempts, queries};
+use crate::client::{ClientInfo, TrustedProxies};
 use crate::db;
-use crate::domain::throttle::LOGIN;
 use crate::domain::user::User;
 use crate::error::{ApiError, problems};
 use crate::rejections::JsonObject;
@@ -26,7 +28,7 @@ pub struct LoginRequest {
     pub password: String,
 }
 
-/// A fresh access token and the user it belongs to.
+/// A fresh access token and refresh token, and the user they belong to.
 #[derive(Serialize, ToSchema)]
 pub struct LoginResponse {
     /// A JWT to send as `Authorization: Bearer <access_token>`.
@@ -34,15 +36,45 @@ pub struct LoginResponse {
     /// Always `Bearer`.
     #[schema(example = "Bearer")]
     pub token_type: &'static str,
-    /// Seconds until the token expires.
+    /// Seconds until the access token expires.
     #[schema(example = 3600)]
     pub expires_in: i64,
+    /// Opaque; send it to `POST /auth/refresh` for new tokens before the access token
+    /// expires. Each works once. Keep it out of reach of scripts (see the README).
+    pub refresh_token: String,
+    /// Seconds until the session ends: no refresh works after that.
+    #[schema(example = 1209600)]
+    pub refresh_expires_in: i64,
     pub user: User,
+}
+
+impl LoginResponse {
+    /// The answer for a session that was just started or refreshed.
+    pub fn new(
+        auth: &Authenticator,
+        user: User,
+        session_id: i64,
+        session_ends: DateTime<Utc>,
+        refresh_token: String,
+        now: DateTime<Utc>,
+    ) -> Result<Self, ApiError> {
+        let expires = auth.keys.expiry(now, session_ends);
+        let token_user = TokenUser { id: user.id, role: user.role, username: &user.username, session_id };
+        Ok(Self {
+            access_token: auth.keys.issue(token_user, now, expires)?,
+            token_type: "Bearer",
+            expires_in: (expires - now).num_seconds(),
+            refresh_token,
+            refresh_expires_in: (session_ends - now).num_seconds(),
+            user,
+        })
+    }
 }
 
 problems!(LoginProblems {
     ApiError::BadRequest(String::new()) => "Malformed body",
     ApiError::InvalidCredentials => "Wrong username or password",
+    ApiError::AccountDisabled => "The right password for a disabled account",
     ApiError::Validation(Vec::new()) => "A field is missing",
     ApiError::TooManyAttempts { retry_after_secs: 1 } => "Too many failures; see `Retry-After`",
     ApiError::ServerBusy("") => "Too many logins at once",
@@ -56,6 +88,10 @@ problems!(LoginProblems {
 /// oldest failure is 5 minutes old (`Retry-After` says when). Passwords are checked a few at
 /// a time (about one per core); when more logins wait than the server queues, the extra
 /// ones answer 503 `server_busy` with `Retry-After` at once.
+///
+/// Every login starts a session (see `GET /me/sessions`): the access token names it, and the
+/// refresh token renews the access token until the session ends or is revoked. A disabled
+/// account answers 403 `account_disabled` to its right password (401 as usual to a wrong one).
 #[utoipa::path(
     tag = "auth",
     security(()),
@@ -64,8 +100,10 @@ problems!(LoginProblems {
 )]
 #[post("/auth/login")]
 pub async fn login(
+    req: HttpRequest,
     auth: web::Data<Authenticator>,
     hasher: web::Data<Hasher>,
+    proxies: web::Data<TrustedProxies>,
     body: JsonObject<LoginRequest>,
 ) -> Result<web::Json<LoginResponse>, ApiError> {
     let LoginRequest { username, password } = body.into_inner();
@@ -73,76 +111,34 @@ pub async fn login(
     if username.len() > 64 || password.len() > 256 {
         return Err(ApiError::InvalidCredentials);
     }
+    let client = ClientInfo::describe(&req, &proxies);
     let now = auth.clock.now();
+    let attempt = attempts::begin(&auth.pool, &username, now).await?;
     let name = username.clone();
-    let begun = db::run(&auth.pool, move |conn| -> Result<_, ApiError> {
-        Ok(conn.transaction(|conn| begin(conn, &name, now))?)
-    })
-    .await?;
-    let Attempt { failure_id, user, hash } = match begun {
-        Begun::Throttled { retry_after_secs } => return Err(ApiError::TooManyAttempts { retry_after_secs }),
-        Begun::Counted(attempt) => attempt,
-    };
+    let found =
+        db::run(&auth.pool, move |conn| Ok::<_, ApiError>(queries::find_credentials(conn, &name)?)).await?;
+    let (user, hash) = found.map_or((None, None), |(user, hash)| (Some(user), hash));
     // Always hash, so an unknown username costs as much as a wrong password; and hash with
     // no connection or lock held, so a queue of hashes cannot exhaust the pool.
-    let verified = match hasher.verify(password, hash).await {
-        Ok(verified) => verified,
-        Err(err) => {
-            // Not checked, so not a failure: give the attempt back.
-            db::run(&auth.pool, move |conn| {
-                Ok::<_, ApiError>(queries::forget_login_failure(conn, failure_id)?)
-            })
-            .await?;
-            return Err(err.into());
-        }
+    let verified = attempts::check(&auth.pool, attempt, hasher.verify(password, hash)).await?;
+    let Some(user) = user.filter(|_| verified) else {
+        attempts::failed(&auth.pool, attempt).await?;
+        tracing::info!("login failed");
+        return Err(ApiError::InvalidCredentials);
     };
-    match user.filter(|_| verified) {
-        Some(user) => {
-            db::run(&auth.pool, move |conn| {
-                Ok::<_, ApiError>(queries::clear_login_failures(conn, &username, LOGIN.since(now))?)
-            })
-            .await?;
-            let access_token = auth.keys.issue(user.id, user.role, &user.username, now)?;
-            tracing::info!(user_id = user.id, "login succeeded");
-            Ok(web::Json(LoginResponse {
-                access_token,
-                token_type: "Bearer",
-                expires_in: auth.keys.ttl_seconds(),
-                user,
-            }))
-        }
-        None => {
-            tracing::info!("login failed");
-            Err(ApiError::InvalidCredentials)
-        }
-    }
-}
-
-/// A login attempt already counted as a failure, and what to check its password against.
-struct Attempt {
-    failure_id: i64,
-    user: Option<User>,
-    hash: Option<String>,
-}
-
-enum Begun {
-    Counted(Attempt),
-    Throttled { retry_after_secs: u64 },
-}
-
-/// Serialised per username: checks the throttle and counts this attempt as a failure before
-/// its password is checked, so concurrent guesses cannot slip past the count while their
-/// hashes run. A successful login then clears the failures, its own included.
-fn begin(conn: &mut diesel::PgConnection, username: &str, now: DateTime<Utc>) -> diesel::QueryResult<Begun> {
-    queries::lock_username(conn, username)?;
-    let (failures, oldest) = queries::recent_login_failures(conn, username, LOGIN.since(now))?;
-    if let Some(retry_after_secs) = LOGIN.retry_after(failures, oldest, now) {
-        return Ok(Begun::Throttled { retry_after_secs });
-    }
-    let failure_id = queries::record_login_failure(conn, username, now)?;
-    let (user, hash) = match queries::find_credentials(conn, username)? {
-        Some((user, hash)) => (Some(user), Some(hash)),
-        None => (None, None),
-    };
-    Ok(Begun::Counted(Attempt { failure_id, user, hash }))
+    let (ttl, user_id) = (auth.session_ttl, user.id);
+    let started = db::run(&auth.pool, move |conn| -> Result<_, ApiError> {
+        conn.transaction(|conn| {
+            attempts::succeeded(conn, &username, attempt, now)?;
+            if user.disabled {
+                return Ok(None);
+            }
+            Ok(Some(sessions::start(conn, user_id, now, ttl, &client)?))
+        })
+    })
+    .await?;
+    let Some(started) = started else { return Err(ApiError::AccountDisabled) };
+    tracing::info!(user_id, session_id = started.session_id, "login succeeded");
+    let Started { session_id, expires_at, refresh_token } = started;
+    Ok(web::Json(LoginResponse::new(&auth, user, session_id, expires_at, refresh_token, now)?))
 }

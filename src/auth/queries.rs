@@ -13,7 +13,10 @@ pub fn find_user(conn: &mut PgConnection, id: i64) -> QueryResult<Option<User>> 
 }
 
 /// The user and password hash for a login name (case-insensitive).
-pub fn find_credentials(conn: &mut PgConnection, username: &str) -> QueryResult<Option<(User, String)>> {
+pub fn find_credentials(
+    conn: &mut PgConnection,
+    username: &str,
+) -> QueryResult<Option<(User, Option<String>)>> {
     users::table
         .filter(lower(users::username).eq(username.to_lowercase()))
         .select((User::as_select(), users::password_hash))
@@ -21,41 +24,77 @@ pub fn find_credentials(conn: &mut PgConnection, username: &str) -> QueryResult<
         .optional()
 }
 
-/// Failed logins for `username` since `since`, and the oldest of them.
-pub fn recent_login_failures(
+/// A username's recent attempts: failures (and the oldest of them), and attempts still
+/// being checked.
+#[derive(Debug, QueryableByName)]
+pub struct RecentAttempts {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub failures: i64,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>)]
+    pub oldest_failure: Option<DateTime<Utc>>,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub pending: i64,
+}
+
+pub fn recent_attempts(
     conn: &mut PgConnection,
     username: &str,
     since: DateTime<Utc>,
-) -> QueryResult<(i64, Option<DateTime<Utc>>)> {
-    login_failures::table
-        .filter(login_failures::username.eq(username.to_lowercase()))
-        .filter(login_failures::failed_at.gt(since))
-        .select((diesel::dsl::count_star(), diesel::dsl::min(login_failures::failed_at)))
-        .first(conn)
+) -> QueryResult<RecentAttempts> {
+    diesel::sql_query(
+        "SELECT count(*) FILTER (WHERE NOT pending) AS failures, \
+                min(failed_at) FILTER (WHERE NOT pending) AS oldest_failure, \
+                count(*) FILTER (WHERE pending) AS pending \
+         FROM login_failures WHERE username = $1 AND failed_at > $2",
+    )
+    .bind::<diesel::sql_types::Text, _>(username.to_lowercase())
+    .bind::<diesel::sql_types::Timestamptz, _>(since)
+    .get_result(conn)
 }
 
-/// Records a failed (or not yet checked) login; returns its id.
-pub fn record_login_failure(conn: &mut PgConnection, username: &str, now: DateTime<Utc>) -> QueryResult<i64> {
+/// Records an attempt whose secret is about to be checked; returns its id.
+pub fn record_pending_attempt(
+    conn: &mut PgConnection,
+    username: &str,
+    now: DateTime<Utc>,
+) -> QueryResult<i64> {
     diesel::insert_into(login_failures::table)
-        .values((login_failures::username.eq(username.to_lowercase()), login_failures::failed_at.eq(now)))
+        .values((
+            login_failures::username.eq(username.to_lowercase()),
+            login_failures::failed_at.eq(now),
+            login_failures::pending.eq(true),
+        ))
         .returning(login_failures::id)
         .get_result(conn)
 }
 
-/// Takes back one recorded failure (a login that was never checked).
-pub fn forget_login_failure(conn: &mut PgConnection, id: i64) -> QueryResult<()> {
+/// The attempt's secret was wrong: it counts as a failure from now on.
+pub fn mark_failed(conn: &mut PgConnection, id: i64) -> QueryResult<()> {
+    diesel::update(login_failures::table.find(id))
+        .set(login_failures::pending.eq(false))
+        .execute(conn)
+        .map(drop)
+}
+
+/// Takes back one recorded attempt (one that was never checked).
+pub fn forget_attempt(conn: &mut PgConnection, id: i64) -> QueryResult<()> {
     diesel::delete(login_failures::table.find(id)).execute(conn).map(drop)
 }
 
-/// Forgets a username's failures (after a successful login) and anything expired.
+/// After a right secret: forgets the username's failures and the attempt `own` (others
+/// still pending stay counted until they are settled), and anyone's expired rows.
 pub fn clear_login_failures(
     conn: &mut PgConnection,
     username: &str,
+    own: i64,
     expired_before: DateTime<Utc>,
 ) -> QueryResult<()> {
-    diesel::delete(login_failures::table.filter(
-        login_failures::username.eq(username.to_lowercase()).or(login_failures::failed_at.le(expired_before)),
-    ))
+    let this_username = login_failures::username.eq(username.to_lowercase());
+    let settled_or_own = login_failures::pending.eq(false).or(login_failures::id.eq(own));
+    diesel::delete(
+        login_failures::table
+            .filter(this_username.and(settled_or_own).or(login_failures::failed_at.le(expired_before))),
+    )
     .execute(conn)
     .map(drop)
 }
@@ -66,4 +105,13 @@ pub fn lock_username(conn: &mut PgConnection, username: &str) -> QueryResult<()>
         .bind::<diesel::sql_types::Text, _>(username.to_lowercase())
         .execute(conn)
         .map(drop)
+}
+
+/// A user's stored password hash (`None`: no password is set).
+pub fn password_hash(conn: &mut PgConnection, user_id: i64) -> QueryResult<Option<String>> {
+    users::table.find(user_id).select(users::password_hash).first(conn)
+}
+
+pub fn set_password_hash(conn: &mut PgConnection, user_id: i64, hash: Option<&str>) -> QueryResult<()> {
+    diesel::update(users::table.find(user_id)).set(users::password_hash.eq(hash)).execute(conn).map(drop)
 }

@@ -21,8 +21,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
 use super::CheckinResult;
-use super::client::ClientInfo;
 use super::settle::settle_in;
+use crate::client::ClientInfo;
 use crate::db::{self, DbPool};
 use crate::domain::code::Verdict;
 use crate::error::ApiError;
@@ -40,13 +40,17 @@ pub enum Outcome {
     Throttled {
         retry_after_secs: u64,
     },
-    /// The token's student no longer exists (or is not a student).
+    /// The token's student no longer exists (or is not a student), or its session ended.
     UnknownStudent,
+    /// The token's session was revoked.
+    SessionRevoked,
 }
 
 /// One student's attempt, as the handler hands it over.
 pub struct Attempt {
     pub student_id: i64,
+    /// The session of the student's token, confirmed live in the batch.
+    pub session_id: i64,
     pub code: String,
     pub client: ClientInfo,
     pub now: DateTime<Utc>,

@@ -2,7 +2,6 @@
 //! `lessons::checkin_control`): the handler, and the group commit that settles check-ins.
 
 pub mod batch;
-pub mod client;
 pub mod queries;
 mod settle;
 
@@ -12,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::extract::{Claimed, StudentOnly};
+use crate::client::{ClientInfo, TrustedProxies};
 use crate::clock::Clock;
 use crate::domain::code::Verdict;
 use crate::domain::status::Status;
@@ -20,7 +20,6 @@ use crate::error::{ApiError, problems};
 use crate::metrics::{CheckinOutcome, Metrics};
 use crate::rejections::JsonObject;
 use batch::{Checkins, Outcome};
-use client::{ClientInfo, TrustedProxies};
 
 /// A student's check-in: the code alone says which lesson.
 #[derive(Deserialize, ToSchema)]
@@ -91,8 +90,13 @@ pub async fn create_checkin(
 ) -> Result<HttpResponse, ApiError> {
     let code = CheckinCode::parse(&body.code).map_err(|message| Invalid::field("code", message))?;
     let client = ClientInfo::from_request(&req, &proxies)?;
-    let attempt =
-        batch::Attempt { student_id: student.id, code: code.into_inner(), client, now: clock.now() };
+    let attempt = batch::Attempt {
+        student_id: student.id,
+        session_id: student.session_id,
+        code: code.into_inner(),
+        client,
+        now: clock.now(),
+    };
     let outcome = checkins.submit(attempt).await?;
     let counted = match &outcome {
         Outcome::Created(_) => Some(CheckinOutcome::Accepted),
@@ -101,7 +105,7 @@ pub async fn create_checkin(
         Outcome::Rejected(_) => Some(CheckinOutcome::InvalidCode),
         Outcome::Throttled { .. } => Some(CheckinOutcome::Throttled),
         // Not a check-in attempt: the account behind the token is gone.
-        Outcome::UnknownStudent => None,
+        Outcome::UnknownStudent | Outcome::SessionRevoked => None,
     };
     if let Some(counted) = counted {
         metrics.count_checkin(counted);
@@ -112,6 +116,9 @@ pub async fn create_checkin(
         Outcome::Rejected(Verdict::Expired) => Err(ApiError::CodeExpired),
         Outcome::Rejected(_) => Err(ApiError::InvalidCode),
         Outcome::Throttled { retry_after_secs } => Err(ApiError::TooManyAttempts { retry_after_secs }),
-        Outcome::UnknownStudent => Err(ApiError::Unauthorized("the access token's user no longer exists")),
+        Outcome::UnknownStudent => {
+            Err(ApiError::Unauthorized("the access token's user or session no longer exists"))
+        }
+        Outcome::SessionRevoked => Err(ApiError::SessionRevoked),
     }
 }

@@ -20,6 +20,7 @@ use crate::events::{self, Event};
 /// What to do with one attempt, given the student's recent failures and open windows.
 enum Decision<'a> {
     Unknown,
+    Revoked,
     Throttled { retry_after_secs: u64 },
     Rejected(Verdict),
     Accept { open: &'a OpenWindow, status: RecordStatus },
@@ -48,24 +49,37 @@ fn decide<'a>(attempt: &Attempt, failures: &[DateTime<Utc>], windows: &[&'a Open
 }
 
 pub(super) fn settle_in(conn: &mut PgConnection, attempts: &[Attempt]) -> QueryResult<Vec<Outcome>> {
-    let mut ids: Vec<i64> = attempts.iter().map(|a| a.student_id).collect();
-    ids.sort_unstable();
-    // Confirms the students (their tokens were only verified) and locks them, in id order.
+    let ids: Vec<i64> = attempts.iter().map(|a| a.student_id).collect();
+    let session_ids: Vec<i64> = attempts.iter().map(|a| a.session_id).collect();
+    let earliest = attempts.iter().map(|a| a.now).min().unwrap_or_else(Utc::now);
+    // Confirms the students and their sessions (their tokens were only verified) and locks
+    // the students, in id order: one statement, in the transaction that stores the records.
     #[derive(QueryableByName)]
     struct Student {
         #[diesel(sql_type = BigInt)]
         id: i64,
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        revoked: bool,
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        live: bool,
     }
-    let students: HashSet<i64> = diesel::sql_query(
-        "SELECT id, pg_advisory_xact_lock(hashtextextended('checkin:' || id, 0)) \
-         FROM (SELECT id FROM users WHERE id = ANY($1) AND role = 'student' ORDER BY id) AS s",
+    let confirmed: HashMap<i64, Student> = diesel::sql_query(
+        "SELECT s.id, x.revoked_at IS NOT NULL AS revoked, \
+                (x.revoked_at IS NULL AND x.expires_at > $3 AND NOT s.disabled) AS live \
+         FROM (SELECT id, session_id, disabled, pg_advisory_xact_lock(hashtextextended('checkin:' || id, 0)) \
+               FROM (SELECT u.id, a.session_id, u.disabled \
+                     FROM unnest($1::int8[], $2::int8[]) AS a(student_id, session_id) \
+                     JOIN users u ON u.id = a.student_id AND u.role = 'student' ORDER BY u.id) AS o) AS s \
+         JOIN sessions x ON x.id = s.session_id AND x.user_id = s.id",
     )
     .bind::<Array<BigInt>, _>(&ids)
+    .bind::<Array<BigInt>, _>(&session_ids)
+    .bind::<diesel::sql_types::Timestamptz, _>(earliest)
     .load::<Student>(conn)?
     .into_iter()
-    .map(|s| s.id)
+    .map(|s| (s.id, s))
     .collect();
-    let earliest = attempts.iter().map(|a| a.now).min().unwrap_or_else(Utc::now);
+    let students: HashSet<i64> = confirmed.values().filter(|s| s.live).map(|s| s.id).collect();
     let latest = attempts.iter().map(|a| a.now).max().unwrap_or_else(Utc::now);
     let mut failures: HashMap<i64, Vec<DateTime<Utc>>> = HashMap::new();
     for (student, at) in queries::failures_since(conn, &ids, CHECKIN.since(earliest))? {
@@ -81,7 +95,10 @@ pub(super) fn settle_in(conn: &mut PgConnection, attempts: &[Attempt]) -> QueryR
         .iter()
         .map(|a| {
             if !students.contains(&a.student_id) {
-                return Decision::Unknown;
+                return match confirmed.get(&a.student_id) {
+                    Some(student) if student.revoked => Decision::Revoked,
+                    _ => Decision::Unknown,
+                };
             }
             decide(
                 a,
@@ -139,6 +156,7 @@ pub(super) fn settle_in(conn: &mut PgConnection, attempts: &[Attempt]) -> QueryR
         .map(|(attempt, decision)| {
             Ok(match decision {
                 Decision::Unknown => Outcome::UnknownStudent,
+                Decision::Revoked => Outcome::SessionRevoked,
                 Decision::Throttled { retry_after_secs } => Outcome::Throttled { retry_after_secs },
                 Decision::Rejected(verdict) => Outcome::Rejected(verdict),
                 Decision::Accept { open, .. } => {
@@ -167,7 +185,7 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
-    use crate::checkins::client::ClientInfo;
+    use crate::client::ClientInfo;
     use crate::domain::window::Window;
 
     fn at(seconds: i64) -> DateTime<Utc> {
@@ -194,7 +212,7 @@ mod tests {
     }
 
     fn attempt(code: String, now: DateTime<Utc>) -> Attempt {
-        Attempt { student_id: 7, code, client: ClientInfo::default(), now }
+        Attempt { student_id: 7, session_id: 70, code, client: ClientInfo::default(), now }
     }
 
     #[test]

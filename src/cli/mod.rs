@@ -79,6 +79,12 @@ enum UserCommand {
         #[arg(long)]
         student_number: Option<String>,
     },
+    /// Reset a user's password: print a fresh activation code for `POST /auth/activate`
+    /// (revokes their sessions; how an operator locked out of every admin gets back in).
+    Activation {
+        #[arg(long)]
+        username: String,
+    },
 }
 
 fn parse_role(raw: &str) -> Result<Role, String> {
@@ -119,6 +125,16 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                     }
                     Err(err) => Err(anyhow::anyhow!("{}", describe(&err))),
                 }
+            }
+            Command::User { action: UserCommand::Activation { username } } => {
+                let ttl = chrono::Duration::from_std(settings.activation_ttl)?;
+                let activation = crate::auth::activation::reset(&database.pool, &username, ttl).await?;
+                println!("activation code for `{username}`: {}", activation.activation_code);
+                println!(
+                    "valid until {} (single use; give it to the user)",
+                    activation.expires_at.to_rfc3339()
+                );
+                Ok(())
             }
             Command::Demo => demo::seed(&database.pool, &Hasher::new(1, 3))
                 .await

@@ -122,6 +122,8 @@ mod tests {
             real_name: "U".into(),
             student_number: None,
             created_at: Utc::now(),
+            disabled: false,
+            activation_pending: false,
         }
     }
 

@@ -36,6 +36,13 @@ pub struct User {
     pub student_number: Option<String>,
     /// When the account was created (RFC 3339, UTC).
     pub created_at: DateTime<Utc>,
+    /// A disabled account cannot log in, and all its sessions were revoked.
+    pub disabled: bool,
+    /// No password is set: the user must use an activation code (after an import without
+    /// a password, or an admin's reset) before logging in.
+    #[diesel(select_expression = users::password_hash.is_null())]
+    #[diesel(select_expression_type = diesel::dsl::IsNull<users::password_hash>)]
+    pub activation_pending: bool,
 }
 
 /// A short reference to a user, embedded in other resources.

@@ -10,7 +10,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, watch};
 
 use super::Heartbeat;
-use super::hub::Subscription;
+use super::hub::{SessionWatch, Subscription};
 use super::limits::Permit;
 
 /// Client messages allowed per `FLOOD_WINDOW` before the connection is closed with 1008.
@@ -24,6 +24,8 @@ pub struct Connection {
     pub initial: Vec<ByteString>,
     pub heartbeat: Heartbeat,
     pub shutdown: watch::Receiver<bool>,
+    /// Closes the stream when its session is revoked.
+    pub revoked: SessionWatch,
     /// This connection's place under the connection caps (and in the count of connections).
     pub permit: Permit,
 }
@@ -37,15 +39,18 @@ impl Connection {
             initial,
             heartbeat,
             mut shutdown,
+            mut revoked,
             permit,
         } = self;
         let mut live = Live { session: &mut session, stream: &mut stream, heartbeat };
-        let reason = live.serve(initial, &mut subscription.messages, &mut shutdown).await;
+        let reason =
+            live.serve(initial, &mut subscription.messages, &mut shutdown, &mut revoked.revoked).await;
         if let Some(reason) = reason {
             // A client that stopped reading must not hold us here either.
             let _ = tokio::time::timeout(Duration::from_secs(1), session.close(Some(reason))).await;
         }
         drop(subscription);
+        drop(revoked);
         drop(permit);
     }
 }
@@ -63,6 +68,7 @@ impl Live<'_> {
         initial: Vec<ByteString>,
         messages: &mut broadcast::Receiver<ByteString>,
         shutdown: &mut watch::Receiver<bool>,
+        revoked: &mut watch::Receiver<bool>,
     ) -> Option<CloseReason> {
         for text in initial {
             if !self.send(text).await {
@@ -121,6 +127,9 @@ impl Live<'_> {
                 _ = shutdown.wait_for(|stopping| *stopping) => {
                     return Some(reason(CloseCode::Away, "server shutting down"));
                 }
+                Ok(_) = revoked.wait_for(|revoked| *revoked) => {
+                    return Some(reason(CloseCode::Policy, "session revoked"));
+                }
             }
         }
     }
@@ -164,9 +173,12 @@ mod tests {
         let timing = Heartbeat { send_timeout: Duration::from_millis(100), ..Heartbeat::default() };
         let (tx, mut messages) = broadcast::channel(64);
         let (_stop, mut shutdown) = watch::channel(false);
+        let (_revoke, mut revoked) = watch::channel(false);
         let serve = actix_web::rt::spawn(async move {
             let mut live = Live { session: &mut session, stream: &mut stream, heartbeat: timing };
-            live.serve(Vec::new(), &mut messages, &mut shutdown).await.map(|r| (r.code, r.description))
+            live.serve(Vec::new(), &mut messages, &mut shutdown, &mut revoked)
+                .await
+                .map(|r| (r.code, r.description))
         });
         // Far more than the session's queue (32) and the lesson's buffer (64) hold.
         for n in 0..500 {

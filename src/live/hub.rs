@@ -39,6 +39,9 @@ struct Inner {
     limits: ConnectionLimits,
     listener_up: AtomicBool,
     shutdown: watch::Sender<bool>,
+    /// Sessions with a dashboard connected here: a revocation flips the flag, and every
+    /// stream of that session closes.
+    sessions: Mutex<HashMap<i64, (watch::Sender<bool>, usize)>>,
 }
 
 struct LiveLesson {
@@ -64,6 +67,7 @@ impl Hub {
                 limits,
                 listener_up: AtomicBool::new(false),
                 shutdown: watch::Sender::new(false),
+                sessions: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -108,12 +112,14 @@ impl Hub {
         }
     }
 
-    /// Routes a change event to its lesson's task, if anyone here watches that lesson.
+    /// Routes a change event to its lesson's task, if anyone here watches that lesson, or
+    /// closes the streams of a revoked session.
     pub fn dispatch(&self, event: Event) {
         tracing::debug!(?event, "change event");
         let (lesson_id, command) = match event {
             Event::Window { lesson_id } => (lesson_id, Command::WindowChanged),
             Event::Record { lesson_id, student_id } => (lesson_id, Command::Record(student_id)),
+            Event::SessionRevoked { session_id } => return self.session_revoked(session_id),
         };
         if let Some(lesson) = self.lessons().get(&lesson_id) {
             let _ = lesson.commands.send(command);
@@ -152,6 +158,21 @@ impl Hub {
         self.lessons().len()
     }
 
+    /// Watches a session for revocation while the returned guard lives.
+    pub fn watch_session(&self, session_id: i64) -> SessionWatch {
+        let mut sessions = self.inner.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        let (sender, watchers) = sessions.entry(session_id).or_insert_with(|| (watch::Sender::new(false), 0));
+        *watchers += 1;
+        SessionWatch { hub: self.clone(), session_id, revoked: sender.subscribe() }
+    }
+
+    fn session_revoked(&self, session_id: i64) {
+        let sessions = self.inner.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((sender, _)) = sessions.get(&session_id) {
+            sender.send_replace(true);
+        }
+    }
+
     /// Tells every connection to close with 1001 (going away).
     pub fn shut_down(&self) {
         self.inner.shutdown.send_replace(true);
@@ -172,6 +193,25 @@ pub struct Subscription {
 impl Drop for Subscription {
     fn drop(&mut self) {
         self.hub.unsubscribe(self.lesson_id);
+    }
+}
+
+/// A connection's watch on its session; stops watching when dropped.
+pub struct SessionWatch {
+    hub: Hub,
+    session_id: i64,
+    pub revoked: watch::Receiver<bool>,
+}
+
+impl Drop for SessionWatch {
+    fn drop(&mut self) {
+        let mut sessions = self.hub.inner.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, watchers)) = sessions.get_mut(&self.session_id) {
+            *watchers -= 1;
+            if *watchers == 0 {
+                sessions.remove(&self.session_id);
+            }
+        }
     }
 }
 

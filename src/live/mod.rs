@@ -16,8 +16,9 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::attendance::lesson_attendance;
-use crate::auth::Authenticator;
 use crate::auth::extract::bearer_token;
+use crate::auth::sessions::{self, SessionCheck};
+use crate::auth::{Authenticator, Caller};
 use crate::clock::Clock;
 use crate::courses::access;
 use crate::db::{self, DbPool};
@@ -109,16 +110,16 @@ pub async fn live_checkin(
     query: web::Query<LiveAuth>,
 ) -> Result<HttpResponse, ApiError> {
     let lesson_id = path.into_inner();
-    let user = match (query.ticket.as_deref(), bearer_token(&req)) {
+    let caller = match (query.ticket.as_deref(), bearer_token(&req)) {
         (Some(ticket), header) => {
-            let user = tickets::redeem(&pool, clock.now(), ticket, lesson_id).await?;
+            let caller = tickets::redeem(&pool, clock.now(), ticket, lesson_id).await?;
             // A ticket and a token must not name two different people.
             if let Some(token) = header
-                && auth.authenticate(token).await?.id != user.id
+                && auth.authenticate(token).await?.user.id != caller.user.id
             {
                 return Err(ApiError::Unauthorized("the ticket belongs to someone else"));
             }
-            user
+            caller
         }
         (None, Some(token)) => auth.authenticate(token).await?,
         (None, None) => {
@@ -132,11 +133,19 @@ pub async fn live_checkin(
             return Err(ApiError::Forbidden("this origin may not open the live stream"));
         }
     }
+    let Caller { user, session_id } = caller;
     // Counted from here until the connection ends: a caller over a cap costs no database work.
     let permit = hub.admit(user.id)?;
-    let check_user = user.clone();
+    // Watched from here: a revocation from now on closes the stream, and the check below
+    // catches one that came since the session was checked.
+    let revoked = hub.watch_session(session_id);
+    let (check_user, checked_at) = (user.clone(), clock.now());
     let course_id = db::run(&pool, move |conn| -> Result<_, ApiError> {
-        Ok::<_, ApiError>(access::check_lesson(conn, lesson_id, &check_user, access::STAFF)?.0)
+        let course_id = access::check_lesson(conn, lesson_id, &check_user, access::STAFF)?.0;
+        match sessions::load(conn, session_id)? {
+            Some((_, state)) if state.check(checked_at) == SessionCheck::Live => Ok(course_id),
+            _ => Err(ApiError::SessionRevoked),
+        }
     })
     .await?;
     let (response, session, stream) = actix_ws::handle(&req, body).map_err(|_| ApiError::UpgradeRequired)?;
@@ -159,6 +168,7 @@ pub async fn live_checkin(
         initial: initial.iter().map(ServerMessage::to_text).collect(),
         heartbeat: settings.heartbeat,
         shutdown: hub.shutdown_signal(),
+        revoked,
         permit,
     };
     actix_web::rt::spawn(connection.run());

@@ -6,15 +6,14 @@ use actix_web::{HttpResponse, post, web};
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
+use crate::auth::Caller;
 use crate::auth::extract::Authenticated;
-use crate::auth::queries::find_user;
+use crate::auth::sessions::{self, SessionCheck, digest, random_secret};
 use crate::clock::Clock;
 use crate::courses::access;
 use crate::db::{self, DbPool};
-use crate::domain::user::User;
 use crate::error::{ApiError, problems};
 use crate::rejections::JsonObject;
 use crate::schema::ws_tickets;
@@ -65,12 +64,9 @@ pub async fn create_ws_ticket(
     caller: Authenticated,
     body: JsonObject<CreateTicket>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes)
-        .map_err(|e| ApiError::Unexpected(anyhow::anyhow!("no OS randomness: {e}")))?;
-    let ticket = hex::encode(bytes);
+    let ticket = random_secret::<32>();
     let hash = digest(&ticket);
-    let (lesson_id, user, now) = (body.lesson_id, caller.user, clock.now());
+    let (lesson_id, user, session_id, now) = (body.lesson_id, caller.user, caller.session_id, clock.now());
     db::run(&pool, move |conn| -> Result<_, ApiError> {
         access::check_lesson(conn, lesson_id, &user, access::STAFF)?;
         diesel::delete(ws_tickets::table.filter(ws_tickets::expires_at.le(now))).execute(conn)?;
@@ -78,6 +74,7 @@ pub async fn create_ws_ticket(
             .values((
                 ws_tickets::ticket_hash.eq(hash.as_slice()),
                 ws_tickets::user_id.eq(user.id),
+                ws_tickets::session_id.eq(session_id),
                 ws_tickets::lesson_id.eq(lesson_id),
                 ws_tickets::expires_at.eq(now + Duration::seconds(TICKET_LIFETIME_SECS)),
             ))
@@ -88,33 +85,36 @@ pub async fn create_ws_ticket(
     Ok(HttpResponse::Created().json(Ticket { ticket, expires_in: TICKET_LIFETIME_SECS }))
 }
 
-fn digest(ticket: &str) -> Vec<u8> {
-    Sha256::digest(ticket.as_bytes()).to_vec()
-}
-
 /// Redeems a ticket for `lesson_id`: it is deleted whatever the outcome, so it never
-/// works twice. Returns its user if it was valid for this lesson and still fresh.
+/// works twice. Returns its user and session if it was valid for this lesson, still fresh,
+/// and its session still live.
 pub async fn redeem(
     pool: &DbPool,
     now: DateTime<Utc>,
     ticket: &str,
     lesson_id: i64,
-) -> Result<User, ApiError> {
+) -> Result<Caller, ApiError> {
     let invalid = || ApiError::Unauthorized("the ticket is invalid, used, expired, or for another lesson");
     if ticket.len() > 128 {
         return Err(invalid());
     }
     let hash = digest(ticket);
     let user = db::run(pool, move |conn| -> Result<_, ApiError> {
-        let redeemed: Option<(i64, i64, DateTime<Utc>)> = diesel::delete(ws_tickets::table.find(hash))
-            .returning((ws_tickets::user_id, ws_tickets::lesson_id, ws_tickets::expires_at))
-            .get_result(conn)
-            .optional()?;
-        match redeemed {
-            Some((user_id, for_lesson, expires_at)) if for_lesson == lesson_id && now < expires_at => {
-                Ok(find_user(conn, user_id)?)
+        let redeemed: Option<(Option<i64>, i64, DateTime<Utc>)> =
+            diesel::delete(ws_tickets::table.find(hash))
+                .returning((ws_tickets::session_id, ws_tickets::lesson_id, ws_tickets::expires_at))
+                .get_result(conn)
+                .optional()?;
+        let Some((Some(session_id), for_lesson, expires_at)) = redeemed else { return Ok(None) };
+        if for_lesson != lesson_id || now >= expires_at {
+            return Ok(None);
+        }
+        match sessions::load(conn, session_id)? {
+            Some((user, state)) if state.check(now) == SessionCheck::Live && !user.disabled => {
+                Ok(Some(Caller { user, session_id }))
             }
-            _ => Ok(None),
+            Some(_) => Err(ApiError::SessionRevoked),
+            None => Ok(None),
         }
     })
     .await?;

@@ -37,7 +37,7 @@ pub struct CreateUser {
 problems!(CreateUserProblems {
     ApiError::BadRequest(String::new()) => "Malformed body or unknown role",
     ApiError::Forbidden("") => "Caller is not an admin",
-    ApiError::Taken("") => "Username or student number taken",
+    ApiError::Conflict("") => "Username or student number taken",
     ApiError::Validation(Vec::new()) => "Invalid field",
     ApiError::ServerBusy("") => "Too many passwords are being hashed at once",
     ApiError::DatabaseUnavailable => "The database is unreachable",

@@ -1,8 +1,10 @@
 //! Users: the caller's own profile (`/me`) and account management by administrators.
 
+mod admin;
 mod create;
 pub mod queries;
 
+pub use admin::{create_activation, get_user, update_user};
 pub use create::{CreateUser, CreateUserError, create, create_user};
 
 use actix_web::{get, patch, web};
@@ -20,7 +22,7 @@ use queries::Taken;
 
 impl From<Taken> for ApiError {
     fn from(taken: Taken) -> Self {
-        ApiError::Taken(taken.message())
+        ApiError::Conflict(taken.message())
     }
 }
 
@@ -51,7 +53,7 @@ pub struct UpdateMe {
 problems!(UpdateMeProblems {
     ApiError::BadRequest(String::new()) => "Malformed body",
     ApiError::Forbidden("") => "A non-student sent `student_number`",
-    ApiError::Taken("") => "The student number belongs to someone else",
+    ApiError::Conflict("") => "The student number belongs to someone else",
     ApiError::Validation(Vec::new()) => "Invalid field",
 });
 

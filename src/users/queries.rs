@@ -88,3 +88,27 @@ fn unique_violation(result: QueryResult<User>) -> QueryResult<Result<User, Taken
         Err(other) => Err(other),
     }
 }
+
+/// An administrator's change to an account; `None` leaves a column as it is.
+pub struct AccountChange {
+    pub real_name: Option<String>,
+    /// `Some(None)` clears the student number.
+    pub student_number: Option<Option<String>>,
+    pub disabled: Option<bool>,
+}
+
+pub fn update_account(
+    conn: &mut PgConnection,
+    id: i64,
+    change: &AccountChange,
+) -> QueryResult<Result<User, Taken>> {
+    let result = diesel::update(users::table.find(id))
+        .set((
+            change.real_name.as_deref().map(|name| users::real_name.eq(name)),
+            change.student_number.as_ref().map(|number| users::student_number.eq(number.as_deref())),
+            change.disabled.map(|disabled| users::disabled.eq(disabled)),
+        ))
+        .returning(User::as_returning())
+        .get_result(conn);
+    unique_violation(result)
+}

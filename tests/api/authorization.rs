@@ -7,12 +7,14 @@
 //! call it.
 
 use std::collections::BTreeSet;
+use std::sync::Mutex;
 
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::fixtures::Class;
+use crate::helpers::fixtures::{Class, FIXTURE_SESSIONS};
 use crate::helpers::{PASSWORD, TestApp, spawn_app};
+use rollcall::domain::user::Role;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Who {
@@ -60,6 +62,22 @@ const MATRIX: &[Row] = &[
     row("POST", "/api/v1/auth/login", PUBLIC, |w| {
         Some(json!({"username": format!("{}.teacher", w.name), "password": PASSWORD}))
     }),
+    row("POST", "/api/v1/auth/refresh", PUBLIC, |w| {
+        Some(json!({"refresh_token": w.refresh_tokens.lock().unwrap().pop()}))
+    }),
+    row("POST", "/api/v1/auth/activate", PUBLIC, |w| {
+        let (username, code) = w.activations.lock().unwrap().pop().unwrap();
+        Some(json!({"username": username, "activation_code": code, "new_password": "a new password"}))
+    }),
+    row("POST", "/api/v1/me/password", SIGNED_IN, |_| {
+        Some(json!({"current_password": PASSWORD, "new_password": "a new password"}))
+    }),
+    row("GET", "/api/v1/me/sessions", SIGNED_IN, none),
+    row("DELETE", "/api/v1/me/sessions/{session_id}", SIGNED_IN, none),
+    row("POST", "/api/v1/auth/logout", SIGNED_IN, none),
+    row("GET", "/api/v1/users/{user_id}", ADMIN, none),
+    row("PATCH", "/api/v1/users/{user_id}", ADMIN, |_| Some(json!({"real_name": "Renamed"}))),
+    row("POST", "/api/v1/users/{user_id}/activation", ADMIN, none),
     row("GET", "/api/v1/me", SIGNED_IN, none),
     row("PATCH", "/api/v1/me", SIGNED_IN, |_| Some(json!({"real_name": "Renamed"}))),
     row("GET", "/api/v1/me/attendance", STUDENTS, none),
@@ -96,26 +114,68 @@ const MATRIX: &[Row] = &[
     row("GET", "/metrics", PUBLIC, none),
 ];
 
-/// A course with a lesson and an enrolled student, and strangers to it.
+/// A course with a lesson and an enrolled student, strangers to it, and an admin of its
+/// own (routes that revoke the caller's session must not revoke the app's admin).
 struct World {
     name: String,
     class: Class,
     other: Class,
     outsider_name: String,
+    admin: (i64, String),
+    /// For `POST /auth/refresh`: one refresh token per caller.
+    refresh_tokens: Mutex<Vec<String>>,
+    /// For `POST /auth/activate`: one (username, activation code) per caller.
+    activations: Mutex<Vec<(String, String)>>,
 }
 
 impl World {
-    async fn new(app: &TestApp, n: usize) -> Self {
+    async fn new(app: &TestApp, n: usize, route: &str) -> Self {
         let name = format!("w{n}");
         let class = app.class(&name, 1).await;
         let other = app.class(&format!("{name}x"), 1).await;
-        Self { outsider_name: format!("{name}x.s000"), name, class, other }
+        let admin = app.create_user_directly(&format!("{name}.admin"), Role::Admin).await;
+        let mut refresh_tokens = Vec::new();
+        let mut activations = Vec::new();
+        for caller in 0..CALLERS.len() {
+            if route == "/api/v1/auth/refresh" {
+                let login = app.login(&format!("{name}.teacher"), PASSWORD).await;
+                refresh_tokens.push(login.ok(200)["refresh_token"].as_str().unwrap().to_owned());
+            }
+            if route == "/api/v1/auth/activate" {
+                let username = format!("{name}.new{caller}");
+                let (id, _) = app.create_user_directly(&username, Role::Student).await;
+                let issued = app.post(&format!("/api/v1/users/{id}/activation"), &admin.1, json!({})).await;
+                activations.push((username, issued.ok(201)["activation_code"].as_str().unwrap().to_owned()));
+            }
+        }
+        Self {
+            outsider_name: format!("{name}x.s000"),
+            name,
+            class,
+            other,
+            admin,
+            refresh_tokens: Mutex::new(refresh_tokens),
+            activations: Mutex::new(activations),
+        }
     }
 
-    fn token<'a>(&'a self, app: &'a TestApp, who: Who) -> Option<&'a str> {
+    /// The caller's session id (see `insert_users`).
+    fn session_id(&self, who: Who) -> i64 {
+        FIXTURE_SESSIONS
+            + match who {
+                Anonymous => 1,
+                Admin => self.admin.0,
+                Owner => self.class.teacher_id,
+                OtherTeacher => self.other.teacher_id,
+                Student => self.class.students[0].id,
+                OtherStudent => self.other.students[0].id,
+            }
+    }
+
+    fn token<'a>(&'a self, _app: &'a TestApp, who: Who) -> Option<&'a str> {
         match who {
             Anonymous => None,
-            Admin => Some(&app.admin_token),
+            Admin => Some(&self.admin.1),
             Owner => Some(&self.class.teacher),
             OtherTeacher => Some(&self.other.teacher),
             Student => Some(&self.class.students[0].token),
@@ -154,7 +214,8 @@ async fn call(app: &TestApp, world: &World, row: &Row, who: Who, path: &str) -> 
         };
     }
     let method = Method::from_bytes(row.method.as_bytes()).unwrap();
-    let response = app.send(method, path, token, (row.body)(world)).await;
+    let path = path.replace("{session_id}", &world.session_id(who).to_string());
+    let response = app.send(method, &path, token, (row.body)(world)).await;
     let code = response.body["code"].as_str().map(str::to_owned);
     (response.status.as_u16(), code)
 }
@@ -179,7 +240,7 @@ async fn every_route_refuses_exactly_the_callers_it_must() {
     let mut wrong = Vec::new();
     for (n, row) in MATRIX.iter().enumerate() {
         // A fresh course per route: allowed calls may change it (unenrol, open check-in).
-        let world = World::new(&app, n).await;
+        let world = World::new(&app, n, row.path).await;
         let path = world.path(row.path, true);
         // Refused callers first, so nothing they might have changed is hidden by an allowed call.
         let (allowed, refused): (Vec<Who>, Vec<Who>) =

@@ -12,8 +12,8 @@ use chrono::{Duration, TimeZone, Utc};
 use rollcall::clock::ManualClock;
 use rollcall::config::Settings;
 use rollcall::db::{self, DbPool};
-use rollcall::startup::Application;
 use rollcall::domain::user::Role;
+use rollcall::startup::Application;
 
 #[path = "../support/database.rs"]
 mod database;

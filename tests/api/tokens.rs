@@ -11,7 +11,7 @@ use rollcall::domain::user::Role;
 fn claims(app: &TestApp, user_id: i64) -> Value {
     let now = app.clock_now();
     json!({
-        "sub": user_id.to_string(), "role": "teacher", "username": "t",
+        "sub": user_id.to_string(), "sid": crate::helpers::fixtures::FIXTURE_SESSIONS + user_id, "role": "teacher", "username": "t",
         "iat": now, "exp": now + 600, "iss": "rollcall", "aud": "rollcall-api",
     })
 }
@@ -134,7 +134,7 @@ async fn a_wrong_issuer_or_audience_is_rejected() {
 async fn missing_claims_are_rejected() {
     let app = spawn_app().await;
     let id = teacher(&app).await;
-    for claim in ["sub", "exp", "iss", "aud", "iat"] {
+    for claim in ["sub", "sid", "exp", "iss", "aud", "iat"] {
         let mut partial = claims(&app, id);
         partial.as_object_mut().unwrap().remove(claim);
         let response = app.get("/api/v1/me", &sign(&partial, JWT_SECRET)).await;

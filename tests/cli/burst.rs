@@ -7,11 +7,11 @@ use serde_json::json;
 
 use crate::call;
 
-/// A teacher (id 1), a course with lesson 1, and `count` enrolled students (ids 2…),
-/// written directly; returns their tokens.
+/// A teacher (id 1), a course with lesson 1, and `count` enrolled students (ids 2…), each
+/// with a session of id 1,000,000,000 + theirs, written directly; returns their tokens.
 pub fn seed_lesson(url: &str, secret: &str, count: i64) -> (String, Vec<(i64, String)>) {
     use diesel::prelude::*;
-    use rollcall::auth::jwt::TokenKeys;
+    use rollcall::auth::jwt::{TokenKeys, TokenUser};
     use rollcall::domain::user::Role;
     let mut conn = PgConnection::establish(url).unwrap();
     diesel::connection::SimpleConnection::batch_execute(
@@ -24,16 +24,21 @@ pub fn seed_lesson(url: &str, secret: &str, count: i64) -> (String, Vec<(i64, St
              INSERT INTO courses (title, teacher_id, created_at) SELECT 'C', id, now() FROM users WHERE username = 'seed.teacher'; \
              INSERT INTO lessons (course_id, title, created_at) SELECT id, 'L', now() FROM courses; \
              INSERT INTO enrollments (course_id, student_id, enrolled_at) \
-             SELECT c.id, u.id, now() FROM courses c, users u WHERE u.role = 'student'"
+             SELECT c.id, u.id, now() FROM courses c, users u WHERE u.role = 'student'; \
+             INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at) OVERRIDING SYSTEM VALUE \
+             SELECT 1000000000 + id, id, now(), now(), now() + interval '1 day' FROM users"
         ),
     )
     .unwrap();
     let keys = TokenKeys::new(secret.as_bytes(), "rollcall", "rollcall-api", Duration::from_secs(3600));
     let now = chrono::Utc::now();
-    let teacher = keys.issue(1, Role::Teacher, "seed.teacher", now).unwrap();
-    let students = (2..2 + count)
-        .map(|id| (id, keys.issue(id, Role::Student, &format!("seed.s{}", id - 1), now).unwrap()))
-        .collect();
+    let issue = |id: i64, role: Role, username: &str| {
+        let user = TokenUser { id, role, username, session_id: 1_000_000_000 + id };
+        keys.issue(user, now, now + chrono::Duration::hours(1)).unwrap()
+    };
+    let teacher = issue(1, Role::Teacher, "seed.teacher");
+    let students =
+        (2..2 + count).map(|id| (id, issue(id, Role::Student, &format!("seed.s{}", id - 1)))).collect();
     (teacher, students)
 }
 

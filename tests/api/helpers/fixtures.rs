@@ -1,7 +1,7 @@
 //! Users, classes and open lessons: made straight in the database where the test is not
 //! about making them, and through the API otherwise.
 
-use rollcall::auth::jwt::TokenKeys;
+use rollcall::auth::jwt::{TokenKeys, TokenUser};
 use rollcall::clock::Clock;
 use rollcall::db::DbPool;
 use rollcall::domain::user::Role;
@@ -23,7 +23,12 @@ pub struct Student {
     pub token: String,
 }
 
-/// Inserts users with password `PASSWORD` (hashed once per test process); returns ids.
+/// Where fixture sessions' ids start: a fixture user's session id is this plus the user's
+/// id (what `TestApp::token` names), far above the ids logins take from the sequence.
+pub const FIXTURE_SESSIONS: i64 = 1_000_000_000;
+
+/// Inserts users with password `PASSWORD` (hashed once per test process), each with a live
+/// session of id `FIXTURE_SESSIONS + user id`; returns the user ids.
 pub async fn insert_users(pool: &DbPool, usernames: &[String], role: Role) -> Vec<i64> {
     use diesel::prelude::*;
     use rollcall::schema::users;
@@ -45,10 +50,30 @@ pub async fn insert_users(pool: &DbPool, usernames: &[String], role: Role) -> Ve
     let pool = pool.clone();
     tokio::task::spawn_blocking(move || {
         let mut conn = pool.get().unwrap();
-        diesel::insert_into(users::table).values(&rows).returning(users::id).get_results(&mut conn).unwrap()
+        let ids: Vec<i64> = diesel::insert_into(users::table)
+            .values(&rows)
+            .returning(users::id)
+            .get_results(&mut conn)
+            .unwrap();
+        insert_sessions(&mut conn, &ids);
+        ids
     })
     .await
     .unwrap()
+}
+
+/// A live session for each user, of id `FIXTURE_SESSIONS + user id`.
+pub fn insert_sessions(conn: &mut diesel::PgConnection, user_ids: &[i64]) {
+    use diesel::prelude::*;
+    diesel::sql_query(
+        "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at) OVERRIDING SYSTEM VALUE \
+         SELECT $3 + id, id, $2, $2, $2 + interval '30 days' FROM unnest($1::int8[]) AS id",
+    )
+    .bind::<diesel::sql_types::Array<diesel::sql_types::BigInt>, _>(user_ids)
+    .bind::<diesel::sql_types::Timestamptz, _>(start_time())
+    .bind::<diesel::sql_types::BigInt, _>(FIXTURE_SESSIONS)
+    .execute(conn)
+    .unwrap();
 }
 
 impl TestApp {
@@ -58,16 +83,18 @@ impl TestApp {
         (id, self.token(id, role, username))
     }
 
-    /// An access token as login would issue it, without the password hashing.
+    /// An access token as login would issue it, without the password hashing, for the
+    /// session `insert_users` made.
     pub fn token(&self, id: i64, role: Role, username: &str) -> String {
-        TokenKeys::new(
+        let keys = TokenKeys::new(
             JWT_SECRET.as_bytes(),
             "rollcall",
             "rollcall-api",
             std::time::Duration::from_secs(3600),
-        )
-        .issue(id, role, username, self.clock.now())
-        .unwrap()
+        );
+        let now = self.clock.now();
+        let user = TokenUser { id, role, username, session_id: FIXTURE_SESSIONS + id };
+        keys.issue(user, now, now + chrono::Duration::hours(1)).unwrap()
     }
 
     /// A teacher with a course of `students` enrolled students and one lesson.

@@ -1,5 +1,5 @@
-//! What we record about the client making a check-in: its IP address (believing
-//! `X-Forwarded-For` only from configured proxies), user agent, and device id.
+//! What we record about the client making a request (a check-in, a login): its IP address
+//! (believing `X-Forwarded-For` only from configured proxies), user agent, and device id.
 
 use std::net::IpAddr;
 
@@ -22,7 +22,20 @@ pub struct ClientInfo {
 }
 
 impl ClientInfo {
+    /// The client's address, user agent and (checked) `X-Device-Id`: a malformed device id
+    /// is a 400.
     pub fn from_request(req: &HttpRequest, trusted: &TrustedProxies) -> Result<Self, ApiError> {
+        let device_id = match req.headers().get(DEVICE_ID) {
+            None => None,
+            Some(value) => Some(value.to_str().ok().and_then(parse_device_id).ok_or_else(|| {
+                ApiError::BadRequest("X-Device-Id must be 1–128 printable ASCII characters".into())
+            })?),
+        };
+        Ok(Self { device_id, ..Self::describe(req, trusted) })
+    }
+
+    /// The client's address and user agent (no device id), for a new session.
+    pub fn describe(req: &HttpRequest, trusted: &TrustedProxies) -> Self {
         let peer = req.peer_addr().map(|addr| addr.ip());
         let forwarded = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
         let user_agent = req
@@ -30,17 +43,11 @@ impl ClientInfo {
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|ua| ua.chars().filter(|c| !c.is_control()).take(512).collect());
-        let device_id = match req.headers().get(DEVICE_ID) {
-            None => None,
-            Some(value) => Some(value.to_str().ok().and_then(parse_device_id).ok_or_else(|| {
-                ApiError::BadRequest("X-Device-Id must be 1–128 printable ASCII characters".into())
-            })?),
-        };
-        Ok(Self {
+        Self {
             ip: client_ip(peer, forwarded, &trusted.0).map(|ip| ip.to_string()),
             user_agent,
-            device_id,
-        })
+            device_id: None,
+        }
     }
 }
 

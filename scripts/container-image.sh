@@ -59,7 +59,7 @@ step() {
   "$@"
   took=$(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')
   printf -- '--> image: %s: %ss\n' "$name" "$took"
-  timings+=("$(printf '%-58s %7ss' "$name" "$took")")
+  timings+=("$(printf '%-48s %7ss' "$name" "$took")")
 }
 
 # apt_uri SUITE: the first URI this machine's apt uses for SUITE (deb822 or one-line sources).
@@ -152,6 +152,7 @@ base_is_current() {
 
 make_base() {
   local root=$work/rootfs
+  echo "image: making $base_tag"
   # Everything built from an older base is stale now: the Rust image, the cached layers.
   podman image prune --all --force --filter "label=$label" >/dev/null
   echo "image: debootstrap --variant=minbase $suite $mirror (security: $security)"
@@ -161,7 +162,7 @@ make_base() {
   nice -n 19 tar --numeric-owner -C "$root" -c . | podman import \
     --change "LABEL $label=base" \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-    --change 'CMD ["bash"]' - "$base_tag" >/dev/null
+    --change 'CMD ["bash"]' --quiet - "$base_tag" >/dev/null
   rm -rf "$root"
 }
 
@@ -189,6 +190,7 @@ ca_bundle=${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}
 
 make_rust() {
   local context=$work/rust-context
+  echo "image: making $rust_tag from $sysroot"
   mkdir -p "$context/rust/bin" "$context/ca"
   # The toolchain without its documentation (share/) and the tools a build does not run.
   for file in cargo rustc rustdoc; do
@@ -207,7 +209,7 @@ make_rust() {
 if base_is_current; then
   echo "image: reusing $base_tag ($(podman image inspect --format '{{.Created}}' "$base_tag"))"
 else
-  step "bootstrap $base_tag (debootstrap, slim, import)" make_base
+  step "base image: debootstrap, slim, import" make_base
 fi
 base_id=$(podman image inspect --format '{{.Id}}' "$base_tag")
 
@@ -222,7 +224,7 @@ rust_tag=$rust_repo:$rust_version-$rust_key
 if podman image exists "$rust_tag"; then
   echo "image: reusing $rust_tag"
 else
-  step "Rust build image $rust_tag" make_rust
+  step "Rust build image" make_rust
 fi
 
 build_args=(--build-arg "RUST_IMAGE=$rust_tag" --build-arg "RUNTIME_IMAGE=$base_tag")
@@ -252,9 +254,9 @@ check_config() {
   [ "$size_mb" -le "$max_image_mb" ] || { echo "image: FAILED: ${size_mb} MB is more than ${max_image_mb} MB"; return 1; }
 }
 step "image configuration (podman image inspect)" check_config
-step "smoke run of the image (scripts/container-smoke.sh --image)" scripts/container-smoke.sh --image "$image"
+step "smoke run (container-smoke.sh --image)" scripts/container-smoke.sh --image "$image"
 
 printf '\nimage: timings\n'
 printf '  %s\n' "${timings[@]}"
-printf '  %-58s %7ss\n' total "$(awk -v a="$started" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')"
+printf '  %-48s %7ss\n' total "$(awk -v a="$started" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')"
 podman images --filter "reference=$image" --format 'image: {{.Repository}}:{{.Tag}} {{.ID}} {{.Size}}'

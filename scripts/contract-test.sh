@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Contract test: starts rollcall on a fresh embedded database with the demo data, and runs
 # schemathesis against the live OpenAPI document once per role (admin, teacher, student),
-# with schemathesis' default checks. Exits non-zero on any failure.
+# with schemathesis' default checks. Exits non-zero on any failure. The operations that end
+# the session the run is using, or lock or reset the demo accounts the next role logs in
+# with (logout, ending a session, a password change, disabling or resetting a user), are
+# left out here; black-box tests in tests/api/accounts.rs cover them.
 #   SCHEMATHESIS=path/to/schemathesis  (default: schemathesis on PATH)
 #   CONTRACT_EXAMPLES=N                (examples per operation and role; default 25)
 set -euo pipefail
@@ -47,7 +50,11 @@ for role in admin teacher student; do
   "$schemathesis" --config-file scripts/schemathesis.toml run "$base/api-docs/openapi.json" \
     --header "Authorization: Bearer $auth" \
     --max-examples "$examples" \
-    --exclude-operation-id live_checkin \
+    --exclude-operation-id logout \
+    --exclude-operation-id end_my_session \
+    --exclude-operation-id change_my_password \
+    --exclude-operation-id update_user \
+    --exclude-operation-id create_activation \
     || status=1
 done
 if [ $status -ne 0 ]; then

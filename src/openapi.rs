@@ -28,7 +28,11 @@ use crate::live::messages::ServerMessage;
     modifiers(&BearerAuth),
     security(("bearer" = [])),
     tags(
-        (name = "auth", description = "Logging in"),
+        (name = "auth", description = "Logging in, sessions (refresh, logout, listing and ending them), password changes and activation codes.\n\n\
+            **Sessions.** Every login starts a session; the access token names it (`sid`) and never outlives it. \
+            `POST /auth/refresh` trades the refresh token for a new access token and a new refresh token; a refresh \
+            token works once, and a used one presented again revokes the whole session. A revoked session answers \
+            401 `session_revoked` on every instance, and its live dashboards are closed with 1008."),
         (name = "users", description = "The caller's profile and user administration"),
         (name = "courses", description = "Courses and their rosters. A course that does not exist is 404; one that \
             exists but is not the caller's (not its teacher, not enrolled, not an admin) is 403."),
@@ -128,6 +132,10 @@ const TEXT_FIELDS: &[(&str, &str, Rule)] = &[
     ("CreateLesson", "title", Title::RULE),
     ("SetAttendance", "note", Note::RULE),
     ("CheckinRequest", "code", CheckinCode::RULE),
+    ("ChangePassword", "new_password", Password::RULE),
+    ("Activate", "new_password", Password::RULE),
+    ("UpdateUser", "real_name", RealName::RULE),
+    ("UpdateUser", "student_number", StudentNumber::RULE),
 ];
 
 /// The check-in settings' ranges, from [`CheckinSettings`].

@@ -31,8 +31,9 @@ pub struct TestApp {
     pub hub: rollcall::live::hub::Hub,
     pub hasher: actix_web::web::Data<rollcall::auth::password::Hasher>,
     pub stopper: rollcall::startup::Stopper,
-    // Dropped last: the database outlives the server's connections to it.
-    database: TestDatabase,
+    // Dropped last: the database outlives the server's connections to it (shared with
+    // replicas, dropped with the last of them).
+    database: Arc<TestDatabase>,
 }
 
 /// A point in time well inside the lifetime of any token the tests mint.
@@ -56,22 +57,34 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(settings: Settings) -> TestApp {
     let database = tokio::task::spawn_blocking(TestDatabase::create).await.unwrap();
     let pool = db::pool(&database.url, 8);
-    spawn_with(settings, database, pool).await
+    spawn_with_admin(settings, database, pool).await
 }
 
-async fn spawn_with(settings: Settings, database: TestDatabase, pool: DbPool) -> TestApp {
+/// A first instance on a new database, with its admin.
+async fn spawn_with_admin(settings: Settings, database: TestDatabase, pool: DbPool) -> TestApp {
+    let mut app = spawn_with(settings, Arc::new(database), pool, ManualClock::new(start_time())).await;
+    let (_, token) = app.create_user_directly("admin", Role::Admin).await;
+    app.admin_token = token;
+    app
+}
+
+async fn spawn_with(
+    settings: Settings,
+    database: Arc<TestDatabase>,
+    pool: DbPool,
+    clock: Arc<ManualClock>,
+) -> TestApp {
     // Quiet unless RUST_LOG asks (e.g. RUST_LOG=rollcall=debug cargo test -- --nocapture).
     if std::env::var_os("RUST_LOG").is_some() {
         rollcall::telemetry::init(rollcall::config::LogFormat::Text);
     }
-    let clock = ManualClock::new(start_time());
     let app =
         Application::build(&settings, JWT_SECRET.as_bytes(), pool.clone(), &database.url, clock.clone())
             .expect("build the application");
     let address = format!("http://127.0.0.1:{}", app.port());
     let (hub, stopper, hasher) = (app.hub(), app.stopper(), app.hasher());
     tokio::spawn(app.run_until_stopped());
-    let mut test_app = TestApp {
+    let test_app = TestApp {
         address,
         client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
         clock,
@@ -82,8 +95,6 @@ async fn spawn_with(settings: Settings, database: TestDatabase, pool: DbPool) ->
         stopper,
         database,
     };
-    let (_, token) = test_app.create_user_directly("admin", Role::Admin).await;
-    test_app.admin_token = token;
     // The event listener resyncs every live lesson when it connects; waiting for it here
     // keeps that resync from landing in the middle of a test's expected messages.
     for _ in 0..500 {
@@ -96,6 +107,15 @@ async fn spawn_with(settings: Settings, database: TestDatabase, pool: DbPool) ->
 }
 
 impl TestApp {
+    /// A second server instance on the same database and clock, as another replica behind a
+    /// load balancer would be; events reach it only through PostgreSQL.
+    pub async fn replica(&self) -> TestApp {
+        let pool = db::pool(&self.database.url, 8);
+        let mut replica = spawn_with(settings(), self.database.clone(), pool, self.clock.clone()).await;
+        replica.admin_token = self.admin_token.clone();
+        replica
+    }
+
     /// The URL of this test's own database, for sessions outside the server.
     pub fn database_url(&self) -> &str {
         &self.database.url
@@ -140,5 +160,5 @@ pub async fn spawn_app_counting_queries() -> (TestApp, Arc<QueryCounter>) {
     let pool = db::pool_builder(4)
         .connection_customizer(Box::new(CountQueries(counter.clone())))
         .build_unchecked(diesel::r2d2::ConnectionManager::new(database.url.clone()));
-    (spawn_with(settings(), database, pool).await, counter)
+    (spawn_with_admin(settings(), database, pool).await, counter)
 }

@@ -2,6 +2,7 @@
 //! per test, and a real HTTP client.
 
 mod abuse;
+mod accounts;
 mod asyncapi;
 mod attendance;
 mod auth;

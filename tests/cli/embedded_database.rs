@@ -6,7 +6,7 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 
 use nix::unistd::{User, geteuid};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::binary::Server;
 use crate::{alive, database, fresh_dir, login, rollcall, run};
@@ -75,6 +75,29 @@ async fn serve_demo_runs_a_private_database_that_persists_and_stops_with_the_ser
     assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
     assert_eq!(postmaster_pid(&data), Some(pid));
     assert_eq!(login(&server.base, "late.joiner", "joiner-pw-1").await.0, 200);
+
+    // An operator resets a password from the command line: the printed code, not the old
+    // password, lets the user in again (here choosing the same password anew).
+    let reset = run(rollcall(&data).args(["user", "activation", "--username", "late.joiner"]));
+    assert!(reset.status.success(), "{}", String::from_utf8_lossy(&reset.stderr));
+    let printed = String::from_utf8_lossy(&reset.stdout).into_owned();
+    let code = printed
+        .split("activation code for `late.joiner`: ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next());
+    let code = code.unwrap_or_else(|| panic!("no activation code in {printed:?}")).to_owned();
+    assert_eq!(login(&server.base, "late.joiner", "joiner-pw-1").await.0, 401);
+    let activated = reqwest::Client::new()
+        .post(format!("{}/api/v1/auth/activate", server.base))
+        .json(&json!({"username": "late.joiner", "activation_code": code, "new_password": "joiner-pw-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(activated.status(), 200);
+    assert_eq!(login(&server.base, "late.joiner", "joiner-pw-1").await.0, 200);
+    let unknown = run(rollcall(&data).args(["user", "activation", "--username", "nobody.here"]));
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no user is called `nobody.here`"));
 
     // SIGTERM closes live dashboards with 1001, stops the server, then the cluster:
     // nothing is left running.

@@ -15,7 +15,7 @@ use rollcall::domain::user::Role;
 use rollcall::embedded::EmbeddedPostgres;
 
 #[path = "../../tests/support/binary.rs"]
-mod binary;
+pub mod binary;
 
 use binary::Server;
 

@@ -14,6 +14,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::auth::Authenticator;
 use crate::auth::jwt::TokenKeys;
 use crate::auth::password::Hasher;
+use crate::auth::revoked::RevokedSessions;
 use crate::checkins::batch::Checkins;
 use crate::client::TrustedProxies;
 use crate::clock::{Clock, SharedClock};
@@ -193,7 +194,8 @@ impl Application {
             .map_err(|e| anyhow::anyhow!("cannot listen on {} (ROLLCALL_BIND): {e}", settings.bind))?;
         let port = listener.local_addr()?.port();
         let limits = ConnectionLimits::new(settings.ws_max_connections, settings.ws_max_per_user);
-        let hub = Hub::new(pool.clone(), clock.clone(), limits);
+        let revoked = Arc::new(RevokedSessions::new());
+        let hub = Hub::new(pool.clone(), clock.clone(), limits, revoked.clone());
         tokio::spawn(live::listener::listen(database_url.to_owned(), hub.clone()));
         let keys =
             TokenKeys::new(jwt_secret, &settings.jwt_issuer, &settings.jwt_audience, settings.token_ttl);
@@ -206,7 +208,7 @@ impl Application {
                 session_ttl: chrono::Duration::from_std(settings.session_ttl)?,
                 activation_ttl: chrono::Duration::from_std(settings.activation_ttl)?,
             }),
-            checkins: web::Data::new(Checkins::start(pool.clone())),
+            checkins: web::Data::new(Checkins::start(pool.clone(), revoked)),
             pool: web::Data::new(pool),
             clock: web::Data::from(clock),
             hub: web::Data::new(hub.clone()),

@@ -9,6 +9,7 @@ pub mod jwt;
 pub mod login;
 pub mod password;
 pub mod queries;
+pub mod revoked;
 pub mod session_routes;
 pub mod sessions;
 

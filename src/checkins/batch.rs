@@ -14,6 +14,7 @@
 //! idempotency rules see exactly what one request at a time would.
 
 use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use diesel::Connection;
@@ -22,6 +23,7 @@ use tokio::task::JoinSet;
 
 use super::CheckinResult;
 use super::settle::settle_in;
+use crate::auth::revoked::RevokedSessions;
 use crate::client::ClientInfo;
 use crate::db::{self, DbPool};
 use crate::domain::code::Verdict;
@@ -69,9 +71,11 @@ pub struct Checkins {
 
 impl Checkins {
     /// Starts this instance's batching task on the current runtime.
-    pub fn start(pool: DbPool) -> Self {
+    /// `revoked` is this instance's view of revoked sessions, which spares each batch a
+    /// session lookup while it is complete.
+    pub fn start(pool: DbPool, revoked: Arc<RevokedSessions>) -> Self {
         let (jobs, receiver) = mpsc::unbounded_channel();
-        tokio::spawn(run(pool, receiver));
+        tokio::spawn(run(pool, revoked, receiver));
         Self { jobs }
     }
 
@@ -85,7 +89,7 @@ impl Checkins {
     }
 }
 
-async fn run(pool: DbPool, mut receiver: mpsc::UnboundedReceiver<Job>) {
+async fn run(pool: DbPool, revoked: Arc<RevokedSessions>, mut receiver: mpsc::UnboundedReceiver<Job>) {
     // Jobs of students already in a batch being formed wait here for the next one.
     let mut waiting: VecDeque<Job> = VecDeque::new();
     let mut in_flight = JoinSet::new();
@@ -138,18 +142,20 @@ async fn run(pool: DbPool, mut receiver: mpsc::UnboundedReceiver<Job>) {
             }
         }
         waiting = later;
-        let pool = pool.clone();
-        in_flight.spawn(async move { settle(&pool, batch).await });
+        let (pool, revoked) = (pool.clone(), revoked.clone());
+        in_flight.spawn(async move { settle(&pool, &revoked, batch).await });
     }
     while in_flight.join_next().await.is_some() {}
 }
 
 /// Settles and answers a batch; false if the database was unavailable.
-async fn settle(pool: &DbPool, batch: Vec<Job>) -> bool {
+async fn settle(pool: &DbPool, revoked: &Arc<RevokedSessions>, batch: Vec<Job>) -> bool {
     let (attempts, replies): (Vec<Attempt>, Vec<_>) = batch.into_iter().map(|j| (j.attempt, j.reply)).unzip();
-    let settled =
-        db::run(pool, move |conn| Ok::<_, ApiError>(conn.transaction(|conn| settle_in(conn, &attempts))?))
-            .await;
+    let revoked = revoked.clone();
+    let settled = db::run(pool, move |conn| {
+        Ok::<_, ApiError>(conn.transaction(|conn| settle_in(conn, &attempts, &revoked))?)
+    })
+    .await;
     match settled {
         Ok(outcomes) => {
             for (reply, outcome) in replies.into_iter().zip(outcomes) {

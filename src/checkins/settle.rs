@@ -6,12 +6,12 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt};
 
 use super::CheckinResult;
 use super::batch::{Attempt, Outcome};
 use super::queries::{self, OpenWindow};
 use crate::attendance::records::{self, NewCheckin, RecordRow};
+use crate::auth::revoked::RevokedSessions;
 use crate::domain::code::Verdict;
 use crate::domain::status::RecordStatus;
 use crate::domain::throttle::CHECKIN;
@@ -48,38 +48,42 @@ fn decide<'a>(attempt: &Attempt, failures: &[DateTime<Utc>], windows: &[&'a Open
     }
 }
 
-pub(super) fn settle_in(conn: &mut PgConnection, attempts: &[Attempt]) -> QueryResult<Vec<Outcome>> {
+/// A student of the batch, as the database (and the view of revoked sessions) confirmed them.
+struct Confirmed {
+    revoked: bool,
+    live: bool,
+}
+
+pub(super) fn settle_in(
+    conn: &mut PgConnection,
+    attempts: &[Attempt],
+    revoked: &RevokedSessions,
+) -> QueryResult<Vec<Outcome>> {
     let ids: Vec<i64> = attempts.iter().map(|a| a.student_id).collect();
     let session_ids: Vec<i64> = attempts.iter().map(|a| a.session_id).collect();
     let earliest = attempts.iter().map(|a| a.now).min().unwrap_or_else(Utc::now);
     // Confirms the students and their sessions (their tokens were only verified) and locks
-    // the students, in id order: one statement, in the transaction that stores the records.
-    #[derive(QueryableByName)]
-    struct Student {
-        #[diesel(sql_type = BigInt)]
-        id: i64,
-        #[diesel(sql_type = diesel::sql_types::Bool)]
-        revoked: bool,
-        #[diesel(sql_type = diesel::sql_types::Bool)]
-        live: bool,
-    }
-    let confirmed: HashMap<i64, Student> = diesel::sql_query(
-        "SELECT s.id, x.revoked_at IS NOT NULL AS revoked, \
-                (x.revoked_at IS NULL AND x.expires_at > $3 AND NOT s.disabled) AS live \
-         FROM (SELECT id, session_id, disabled, pg_advisory_xact_lock(hashtextextended('checkin:' || id, 0)) \
-               FROM (SELECT u.id, a.session_id, u.disabled \
-                     FROM unnest($1::int8[], $2::int8[]) AS a(student_id, session_id) \
-                     JOIN users u ON u.id = a.student_id AND u.role = 'student' ORDER BY u.id) AS o) AS s \
-         JOIN sessions x ON x.id = s.session_id AND x.user_id = s.id",
-    )
-    .bind::<Array<BigInt>, _>(&ids)
-    .bind::<Array<BigInt>, _>(&session_ids)
-    .bind::<diesel::sql_types::Timestamptz, _>(earliest)
-    .load::<Student>(conn)?
-    .into_iter()
-    .map(|s| (s.id, s))
-    .collect();
-    let students: HashSet<i64> = confirmed.values().filter(|s| s.live).map(|s| s.id).collect();
+    // the students, in id order, in the transaction that stores the records. While this
+    // instance's view of revoked sessions is complete, it answers for the sessions and the
+    // database is asked only for the students.
+    let view: Option<Vec<bool>> = attempts.iter().map(|a| revoked.is_revoked(a.session_id)).collect();
+    let confirmed: HashMap<i64, Confirmed> = match view {
+        Some(view) => {
+            let revoked_ids: HashMap<i64, bool> = attempts.iter().map(|a| a.student_id).zip(view).collect();
+            queries::lock_students(conn, &ids)?
+                .into_iter()
+                .map(|(id, disabled)| {
+                    let revoked = revoked_ids.get(&id).copied().unwrap_or(true);
+                    (id, Confirmed { revoked, live: !revoked && !disabled })
+                })
+                .collect()
+        }
+        None => queries::lock_students_checking_sessions(conn, &ids, &session_ids, earliest)?
+            .into_iter()
+            .map(|(id, revoked, live)| (id, Confirmed { revoked, live }))
+            .collect(),
+    };
+    let students: HashSet<i64> = confirmed.iter().filter(|(_, s)| s.live).map(|(id, _)| *id).collect();
     let latest = attempts.iter().map(|a| a.now).max().unwrap_or_else(Utc::now);
     let mut failures: HashMap<i64, Vec<DateTime<Utc>>> = HashMap::new();
     for (student, at) in queries::failures_since(conn, &ids, CHECKIN.since(earliest))? {

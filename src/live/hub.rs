@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 use super::limits::{ConnectionLimits, Permit};
 use super::messages::ServerMessage;
 use crate::attendance::{LessonAttendance, lesson_attendance};
+use crate::auth::revoked::RevokedSessions;
 use crate::clock::SharedClock;
 use crate::db::{self, DbPool};
 use crate::domain::window::{CheckinState, CodeFrame, Window};
@@ -37,6 +38,8 @@ struct Inner {
     clock: SharedClock,
     /// The caps on live connections, and so the one count of them.
     limits: ConnectionLimits,
+    /// This instance's view of revoked sessions, kept current by the event feed.
+    revoked: Arc<RevokedSessions>,
     listener_up: AtomicBool,
     shutdown: watch::Sender<bool>,
     /// Sessions with a dashboard connected here: a revocation flips the flag, and every
@@ -58,13 +61,19 @@ enum Command {
 }
 
 impl Hub {
-    pub fn new(pool: DbPool, clock: SharedClock, limits: ConnectionLimits) -> Self {
+    pub fn new(
+        pool: DbPool,
+        clock: SharedClock,
+        limits: ConnectionLimits,
+        revoked: Arc<RevokedSessions>,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 lessons: Mutex::new(HashMap::new()),
                 pool,
                 clock,
                 limits,
+                revoked,
                 listener_up: AtomicBool::new(false),
                 shutdown: watch::Sender::new(false),
                 sessions: Mutex::new(HashMap::new()),
@@ -133,8 +142,18 @@ impl Hub {
         }
     }
 
+    /// The event feed connected (having read the revoked sessions: `revoked`) or went down
+    /// (from then on events may be missed, so the view of revoked sessions is not trusted).
     pub fn set_listener_up(&self, up: bool) {
+        if !up {
+            self.inner.revoked.distrust();
+        }
         self.inner.listener_up.store(up, Ordering::SeqCst);
+    }
+
+    /// The revoked sessions read when the event feed (re)connected.
+    pub fn reload_revoked(&self, session_ids: Vec<i64>) {
+        self.inner.revoked.reload(session_ids);
     }
 
     /// Whether the cross-instance event feed is connected.
@@ -167,6 +186,7 @@ impl Hub {
     }
 
     fn session_revoked(&self, session_id: i64) {
+        self.inner.revoked.record(session_id);
         let sessions = self.inner.sessions.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((sender, _)) = sessions.get(&session_id) {
             sender.send_replace(true);

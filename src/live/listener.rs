@@ -50,6 +50,11 @@ async fn listen_once(
         Ok(())
     });
     client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+    // Listening first, then reading: a revocation between the two is both read and heard.
+    let revoked = client
+        .query("SELECT id FROM sessions WHERE revoked_at IS NOT NULL AND expires_at > now()", &[])
+        .await?;
+    hub.reload_revoked(revoked.iter().map(|row| row.get::<_, i64>(0)).collect());
     hub.set_listener_up(true);
     if *connected_before {
         hub.resync_all();

@@ -136,27 +136,65 @@ async fn my_sessions_are_listed_newest_first_and_can_be_ended_one_by_one() {
     app.get("/api/v1/me", access(&newer)).await.problem(401, "session_revoked");
 }
 
+/// A student enrolled in the class, logged in, and the lesson's check-in open.
+async fn logged_in_student(
+    app: &crate::helpers::TestApp,
+    class: &crate::helpers::fixtures::Class,
+) -> (i64, serde_json::Value) {
+    let (id, _) = app.create_user_directly("pupil", Role::Student).await;
+    let enrol = format!("/api/v1/courses/{}/students", class.course_id);
+    app.post(&enrol, &class.teacher, json!({"usernames": ["pupil"]})).await.ok(200);
+    app.open_checkin(class, json!({})).await;
+    (id, login(app, "pupil").await)
+}
+
+async fn status_of(
+    app: &crate::helpers::TestApp,
+    class: &crate::helpers::fixtures::Class,
+    id: i64,
+) -> serde_json::Value {
+    let stored = app.get(&format!("/api/v1/lessons/{}/attendance", class.lesson_id), &class.teacher).await;
+    let records = stored.ok(200)["records"].as_array().unwrap().clone();
+    records.into_iter().find(|r| r["student"]["id"] == id).unwrap()["status"].clone()
+}
+
 #[tokio::test]
-async fn a_check_in_with_a_revoked_session_is_refused_in_its_batch() {
+async fn a_check_in_with_a_revoked_session_is_refused_within_a_second() {
     let app = spawn_app().await;
     let class = app.class("c", 0).await;
-    let (id, _) = app.create_user_directly("pupil", Role::Student).await;
-    app.post(
-        &format!("/api/v1/courses/{}/students", class.course_id),
-        &class.teacher,
-        json!({"usernames": ["pupil"]}),
-    )
-    .await
-    .ok(200);
-    let answer = login(&app, "pupil").await;
-    app.open_checkin(&class, json!({})).await;
-    let code = app.current_code(&class).await;
+    let (id, answer) = logged_in_student(&app, &class).await;
     app.send(Method::POST, "/api/v1/auth/logout", Some(access(&answer)), None).await.ok(204);
+    // The instance learns of the revocation from its event feed: a wrong code shows when.
+    let started = std::time::Instant::now();
+    loop {
+        let attempt = app.post("/api/v1/checkins", access(&answer), json!({"code": "000000"})).await;
+        if attempt.status == 401 {
+            attempt.problem(401, "session_revoked");
+            break;
+        }
+        attempt.problem(422, "invalid_code");
+        assert!(started.elapsed() < std::time::Duration::from_secs(1), "still accepted after a second");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let code = app.current_code(&class).await;
     app.post("/api/v1/checkins", access(&answer), json!({"code": code}))
         .await
         .problem(401, "session_revoked");
-    let stored = app.get(&format!("/api/v1/lessons/{}/attendance", class.lesson_id), &class.teacher).await;
-    let record =
-        stored.ok(200)["records"].as_array().unwrap().iter().find(|r| r["student"]["id"] == id).cloned();
-    assert_eq!(record.unwrap()["status"], "pending", "nothing was stored");
+    assert_eq!(status_of(&app, &class, id).await, "pending", "nothing was stored");
+}
+
+#[tokio::test]
+async fn without_its_event_feed_an_instance_asks_the_database_about_sessions() {
+    let app = spawn_app().await;
+    let class = app.class("c", 0).await;
+    let (id, answer) = logged_in_student(&app, &class).await;
+    // As when the listener's connection drops: events may be missed from now on.
+    app.hub.set_listener_up(false);
+    let replica = app.replica().await;
+    replica.send(Method::POST, "/api/v1/auth/logout", Some(access(&answer)), None).await.ok(204);
+    let code = app.current_code(&class).await;
+    app.post("/api/v1/checkins", access(&answer), json!({"code": code}))
+        .await
+        .problem(401, "session_revoked");
+    assert_eq!(status_of(&app, &class, id).await, "pending", "nothing was stored");
 }

@@ -5,23 +5,88 @@
 //! pooled connections they held ran out, and every thread kept its 19 MiB in its allocator
 //! arena (gigabytes in all). So every hash runs on a [`Hasher`]: a few dedicated threads
 //! (about one per core, at a lower CPU priority so check-ins stay responsive), fed by a
-//! bounded queue; when the queue is full the caller gets 503 `server_busy` at once. Callers
-//! hash without holding a database connection or a lock.
+//! bounded queue; when the queue is full the caller gets 503 `server_busy` at once. Each
+//! thread hashes in one 19 MiB block it keeps while busy (and frees after 5 idle seconds),
+//! so memory is bounded by the thread count and no hash in a storm pays for allocating and
+//! faulting in its memory. Callers hash without holding a
+//! database connection or a lock.
 
+use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard};
+use std::time::Duration;
 
-use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{
+    self, Decimal, Ident, Output, ParamsString, PasswordHash, PasswordHasher, PasswordVerifier, Salt,
+    SaltString,
+};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use tokio::sync::oneshot;
 
 use crate::error::ApiError;
 
 /// Argon2id with the crate's defaults (19 MiB, 2 passes, 1 lane: OWASP's minimum).
-fn argon2() -> Argon2<'static> {
-    Argon2::default()
+fn argon2() -> ReusedMemory {
+    ReusedMemory { algorithm: Algorithm::Argon2id, version: Version::V0x13, params: Params::DEFAULT }
+}
+
+thread_local! {
+    /// This thread's Argon2 memory, allocated by its first hash and reused by the next ones
+    /// until the thread is idle for a while: at most 19 MiB per hashing thread, instead of
+    /// 19 MiB allocated, page-faulted in and freed on every hash.
+    static BLOCKS: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Argon2 that hashes in this thread's reused memory; otherwise exactly the `argon2`
+/// crate's `PasswordHasher` (and so its constant-time `PasswordVerifier`).
+struct ReusedMemory {
+    algorithm: Algorithm,
+    version: Version,
+    params: Params,
+}
+
+impl PasswordHasher for ReusedMemory {
+    type Params = Params;
+
+    fn hash_password<'a>(
+        &self,
+        password: &[u8],
+        salt: impl Into<Salt<'a>>,
+    ) -> password_hash::Result<PasswordHash<'a>> {
+        let salt = salt.into();
+        let mut salt_bytes = [0u8; 64];
+        let salt_bytes = salt.decode_b64(&mut salt_bytes)?;
+        let argon2 = Argon2::new(self.algorithm, self.version, self.params.clone());
+        let output =
+            Output::init_with(self.params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN), |out| {
+                BLOCKS.with_borrow_mut(|blocks| {
+                    blocks.resize(self.params.block_count(), Block::default());
+                    Ok(argon2.hash_password_into_with_memory(password, salt_bytes, out, &mut blocks[..])?)
+                })
+            })?;
+        Ok(PasswordHash {
+            algorithm: self.algorithm.ident(),
+            version: Some(self.version.into()),
+            params: ParamsString::try_from(&self.params)?,
+            salt: Some(salt),
+            hash: Some(output),
+        })
+    }
+
+    fn hash_password_customized<'a>(
+        &self,
+        password: &[u8],
+        algorithm: Option<Ident<'a>>,
+        version: Option<Decimal>,
+        params: Params,
+        salt: impl Into<Salt<'a>>,
+    ) -> password_hash::Result<PasswordHash<'a>> {
+        let algorithm = algorithm.map(Algorithm::try_from).transpose()?.unwrap_or_default();
+        let version = version.map(Version::try_from).transpose()?.unwrap_or_default();
+        ReusedMemory { algorithm, version, params }.hash_password(password, salt)
+    }
 }
 
 pub fn hash(password: &str) -> anyhow::Result<String> {
@@ -67,31 +132,43 @@ type Job = Box<dyn FnOnce() + Send>;
 
 /// The bounded executor every password hash and verification runs on.
 pub struct Hasher {
-    jobs: SyncSender<Job>,
-    load: Arc<Load>,
+    shared: Arc<Shared>,
 }
 
-#[derive(Default)]
-struct Load {
+struct Shared {
+    queue: Mutex<VecDeque<Job>>,
+    /// Signalled when a job is queued.
+    queued: Condvar,
+    capacity: usize,
     running: AtomicUsize,
     peak: AtomicUsize,
-    queued: AtomicUsize,
+}
+
+impl Shared {
+    fn queue(&self) -> MutexGuard<'_, VecDeque<Job>> {
+        // Every critical section is one push or pop, so a poisoned lock is consistent.
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 impl Hasher {
     /// `workers` threads, and at most `queue` jobs waiting for one.
     pub fn new(workers: usize, queue: usize) -> Self {
-        let (jobs, receiver) = sync_channel::<Job>(queue);
-        let receiver = Arc::new(Mutex::new(receiver));
-        let load = Arc::new(Load::default());
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(VecDeque::with_capacity(queue)),
+            queued: Condvar::new(),
+            capacity: queue,
+            running: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+        });
         for n in 0..workers.max(1) {
-            let (receiver, load) = (receiver.clone(), load.clone());
+            let shared = shared.clone();
             std::thread::Builder::new()
                 .name(format!("rollcall-hash-{n}"))
-                .spawn(move || work(&receiver, &load))
+                .spawn(move || work(&shared))
                 .expect("unwrap: the OS can start a thread at start-up");
         }
-        Self { jobs, load }
+        Self { shared }
     }
 
     /// One worker per core the process may use, and a queue of 32 per worker: a lecture hall
@@ -113,53 +190,66 @@ impl Hasher {
 
     async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, HashError> {
         let (reply, answer) = oneshot::channel();
-        let load = self.load.clone();
+        let shared = self.shared.clone();
         let job: Job = Box::new(move || {
             let result = f();
             // Counted as done before the caller hears of it.
-            load.running.fetch_sub(1, Ordering::SeqCst);
-            load.queued.fetch_sub(1, Ordering::SeqCst);
+            shared.running.fetch_sub(1, Ordering::SeqCst);
             let _ = reply.send(result);
         });
-        self.load.queued.fetch_add(1, Ordering::SeqCst);
-        match self.jobs.try_send(job) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                self.load.queued.fetch_sub(1, Ordering::SeqCst);
+        {
+            let mut queue = self.shared.queue();
+            if queue.len() >= self.shared.capacity {
                 return Err(HashError::Busy);
             }
-            Err(TrySendError::Disconnected(_)) => {
-                self.load.queued.fetch_sub(1, Ordering::SeqCst);
-                return Err(HashError::Failed(anyhow::anyhow!("the hashing threads have stopped")));
-            }
+            queue.push_back(job);
         }
+        self.shared.queued.notify_one();
         answer.await.map_err(|_| HashError::Failed(anyhow::anyhow!("a hashing job was dropped")))
     }
 
     /// Hashes running right now.
     pub fn running(&self) -> usize {
-        self.load.running.load(Ordering::SeqCst)
+        self.shared.running.load(Ordering::SeqCst)
     }
 
     /// Jobs waiting for a worker.
     pub fn queued(&self) -> usize {
-        self.load.queued.load(Ordering::SeqCst).saturating_sub(self.running())
+        self.shared.queue().len()
     }
 
     /// The most hashes that ever ran at once.
     pub fn peak(&self) -> usize {
-        self.load.peak.load(Ordering::SeqCst)
+        self.shared.peak.load(Ordering::SeqCst)
     }
 }
 
-fn work(receiver: &Mutex<Receiver<Job>>, load: &Load) {
+/// How long a worker keeps its memory without a job: after a storm, memory goes back.
+const KEEP_MEMORY_WHILE_IDLE: Duration = Duration::from_secs(5);
+
+fn work(shared: &Shared) {
     lower_priority();
     loop {
-        // unwrap_or_else: a worker that panicked while holding the lock left it consistent.
-        let job = receiver.lock().unwrap_or_else(|e| e.into_inner()).recv();
-        let Ok(job) = job else { return };
-        let now = load.running.fetch_add(1, Ordering::SeqCst) + 1;
-        load.peak.fetch_max(now, Ordering::SeqCst);
+        let job = {
+            let mut queue = shared.queue();
+            loop {
+                if let Some(job) = queue.pop_front() {
+                    // Counted as running before the queue lets go of it.
+                    let now = shared.running.fetch_add(1, Ordering::SeqCst) + 1;
+                    shared.peak.fetch_max(now, Ordering::SeqCst);
+                    break job;
+                }
+                let (next, waited) = shared
+                    .queued
+                    .wait_timeout(queue, KEEP_MEMORY_WHILE_IDLE)
+                    .unwrap_or_else(|e| e.into_inner());
+                queue = next;
+                if waited.timed_out() && queue.is_empty() {
+                    // Idle: give this thread's 19 MiB back (a block that large is its own mapping).
+                    BLOCKS.take();
+                }
+            }
+        };
         job();
     }
 }
@@ -183,6 +273,22 @@ mod tests {
         assert!(!verify("wrong horse", Some(&stored)));
         assert!(!verify("correct horse", None));
         assert!(!verify("correct horse", Some("not a hash")));
+    }
+
+    #[test]
+    fn hashes_are_interchangeable_with_the_argon2_crates_own() {
+        // Stored hashes were made by `Argon2::default()` before memory was reused.
+        let ours = hash("correct horse").unwrap();
+        assert!(
+            Argon2::default().verify_password(b"correct horse", &PasswordHash::new(&ours).unwrap()).is_ok()
+        );
+        let salt = SaltString::generate(&mut OsRng);
+        let theirs = Argon2::default().hash_password(b"correct horse", &salt).unwrap().to_string();
+        assert!(verify("correct horse", Some(&theirs)));
+        assert!(!verify("wrong horse", Some(&theirs)));
+        // The same password and salt give the same hash, reused memory or not.
+        let again = argon2().hash_password(b"correct horse", &salt).unwrap().to_string();
+        assert_eq!(again, theirs);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

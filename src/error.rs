@@ -31,6 +31,10 @@ pub struct Problem {
     /// Present on `validation_failed`: one entry per offending field.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// Present on `import_failed`: the import's report (an `ImportReport`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub report: Option<serde_json::Value>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +75,11 @@ pub enum ApiError {
     TooManyAttempts { retry_after_secs: u64 },
     #[error("the request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    #[error("an import holds at most {limit} rows")]
+    TooManyRows { limit: usize },
+    /// An import refused as a whole; the problem carries its report under `report`.
+    #[error("rows of the import have errors; nothing was imported")]
+    ImportFailed(Box<serde_json::Value>),
     #[error("the request headers are larger than {limit} bytes in total")]
     HeadersTooLarge { limit: usize },
     #[error("{0}")]
@@ -107,7 +116,8 @@ impl ApiError {
             Self::InvalidCode => "invalid_code",
             Self::CodeExpired => "code_expired",
             Self::TooManyAttempts { .. } => "too_many_attempts",
-            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::PayloadTooLarge { .. } | Self::TooManyRows { .. } => "payload_too_large",
+            Self::ImportFailed(_) => "import_failed",
             Self::HeadersTooLarge { .. } => "headers_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::MethodNotAllowed => "method_not_allowed",
@@ -134,7 +144,8 @@ impl ApiError {
             Self::InvalidCode => "Invalid code",
             Self::CodeExpired => "Code expired",
             Self::TooManyAttempts { .. } => "Too many attempts",
-            Self::PayloadTooLarge { .. } => "Payload too large",
+            Self::PayloadTooLarge { .. } | Self::TooManyRows { .. } => "Payload too large",
+            Self::ImportFailed(_) => "Import failed",
             Self::HeadersTooLarge { .. } => "Request header fields too large",
             Self::UnsupportedMediaType(_) => "Unsupported media type",
             Self::MethodNotAllowed => "Method not allowed",
@@ -157,6 +168,10 @@ impl ApiError {
                 Self::Validation(errors) => errors.clone(),
                 _ => Vec::new(),
             },
+            report: match self {
+                Self::ImportFailed(report) => Some((**report).clone()),
+                _ => None,
+            },
         }
     }
 }
@@ -173,10 +188,12 @@ impl ResponseError for ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) | Self::CheckinAlreadyOpen | Self::CheckinNotOpen => StatusCode::CONFLICT,
             Self::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
-            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::PayloadTooLarge { .. } | Self::TooManyRows { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::Validation(_) | Self::InvalidCode | Self::CodeExpired => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Validation(_) | Self::InvalidCode | Self::CodeExpired | Self::ImportFailed(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             Self::TooManyAttempts { .. } | Self::TooManyConnections { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::DatabaseUnavailable | Self::ServerBusy(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,

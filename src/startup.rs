@@ -39,6 +39,7 @@ fn api(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(auth::change_password::change_my_password)
         .service(auth::session_routes::list_my_sessions)
         .service(auth::session_routes::end_my_session)
+        .service(users::import::import_users)
         .service(users::create_user)
         .service(users::list_users)
         .service(users::get_user)

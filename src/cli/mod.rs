@@ -2,6 +2,7 @@
 
 mod database;
 mod healthcheck;
+mod import;
 mod secret;
 mod serve;
 
@@ -79,6 +80,15 @@ enum UserCommand {
         #[arg(long)]
         student_number: Option<String>,
     },
+    /// Import users from a CSV export or a JSON file, as `POST /users/import` does; prints
+    /// the report (with the activation codes of created users without a password).
+    Import {
+        /// The file: `.json` is read as JSON, anything else as CSV.
+        file: std::path::PathBuf,
+        /// Report what would happen, and write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Reset a user's password: print a fresh activation code for `POST /auth/activate`
     /// (revokes their sessions; how an operator locked out of every admin gets back in).
     Activation {
@@ -125,6 +135,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                     }
                     Err(err) => Err(anyhow::anyhow!("{}", describe(&err))),
                 }
+            }
+            Command::User { action: UserCommand::Import { file, dry_run } } => {
+                import::run(&database.pool, &settings, &file, dry_run).await
             }
             Command::User { action: UserCommand::Activation { username } } => {
                 let ttl = chrono::Duration::from_std(settings.activation_ttl)?;

@@ -2,6 +2,7 @@
 
 mod admin;
 mod create;
+pub mod import;
 pub mod queries;
 
 pub use admin::{create_activation, get_user, update_user};

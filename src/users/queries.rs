@@ -112,3 +112,35 @@ pub fn update_account(
         .get_result(conn);
     unique_violation(result)
 }
+
+/// One of many users inserted together (an import).
+#[derive(Insertable)]
+#[diesel(table_name = users)]
+pub struct NewUserRow<'a> {
+    pub username: &'a str,
+    pub password_hash: Option<&'a str>,
+    pub role: Role,
+    pub real_name: &'a str,
+    pub student_number: Option<&'a str>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Inserts many users in one statement; their ids in order, or which uniqueness rule
+/// refused them (a concurrent change since they were checked).
+pub fn insert_many(conn: &mut PgConnection, rows: &[NewUserRow<'_>]) -> QueryResult<Result<Vec<i64>, Taken>> {
+    if rows.is_empty() {
+        return Ok(Ok(Vec::new()));
+    }
+    let result = diesel::insert_into(users::table).values(rows).returning(users::id).get_results(conn);
+    match result {
+        Ok(ids) => Ok(Ok(ids)),
+        Err(Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info)) => {
+            Ok(Err(if info.constraint_name() == Some("users_student_number_key") {
+                Taken::StudentNumber
+            } else {
+                Taken::Username
+            }))
+        }
+        Err(other) => Err(other),
+    }
+}

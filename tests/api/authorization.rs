@@ -75,6 +75,7 @@ const MATRIX: &[Row] = &[
     row("GET", "/api/v1/me/sessions", SIGNED_IN, none),
     row("DELETE", "/api/v1/me/sessions/{session_id}", SIGNED_IN, none),
     row("POST", "/api/v1/auth/logout", SIGNED_IN, none),
+    row("POST", "/api/v1/users/import", ADMIN, |_| Some(json!({"users": []}))),
     row("GET", "/api/v1/users/{user_id}", ADMIN, none),
     row("PATCH", "/api/v1/users/{user_id}", ADMIN, |_| Some(json!({"real_name": "Renamed"}))),
     row("POST", "/api/v1/users/{user_id}/activation", ADMIN, none),

@@ -13,6 +13,7 @@ mod courses;
 mod errors;
 mod health;
 mod helpers;
+mod import;
 mod lessons;
 mod limits;
 mod live;

@@ -138,17 +138,17 @@ pub async fn activate(
     let (name, code) = (username.clone(), activation_code.clone());
     let holder = db::run(&auth.pool, move |conn| Ok::<_, ApiError>(holder(conn, &name, &code, now)?)).await?;
     let Some(user) = holder else {
-        attempts::failed(&auth.pool, attempt).await?;
+        attempts::failed(attempt).await?;
         return Err(ApiError::InvalidCredentials);
     };
     if user.disabled {
-        attempts::forget(&auth.pool, attempt).await?;
+        // Not a check of the code after all: the attempt is taken back when dropped.
         return Err(ApiError::AccountDisabled);
     }
     // Hashed before the code is used up, so a busy server cannot leave the user with
     // neither a code nor a password.
-    let hash = attempts::check(&auth.pool, attempt, hasher.hash(new_password.expose().to_owned())).await?;
-    let (user_id, ttl) = (user.id, auth.session_ttl);
+    let hash = hasher.hash(new_password.expose().to_owned()).await?;
+    let (user_id, ttl, own) = (user.id, auth.session_ttl, attempt.id());
     let started = db::run(&auth.pool, move |conn| -> Result<_, ApiError> {
         conn.transaction(|conn| {
             let used = diesel::delete(
@@ -162,16 +162,20 @@ pub async fn activate(
                 // Used (or replaced) by a concurrent request since it was checked.
                 return Ok(None);
             }
-            attempts::succeeded(conn, &username, attempt, now)?;
+            if queries::lock_account(conn, user_id)?.1 {
+                return Err(ApiError::AccountDisabled);
+            }
+            attempts::succeeded(conn, &username, own, now)?;
             queries::set_password_hash(conn, user_id, Some(&hash))?;
             Ok(Some(sessions::start(conn, user_id, now, ttl, &client)?))
         })
     })
     .await?;
     let Some(Started { session_id, expires_at, refresh_token }) = started else {
-        attempts::failed(&auth.pool, attempt).await?;
+        attempts::failed(attempt).await?;
         return Err(ApiError::InvalidCredentials);
     };
+    attempt.settled();
     tracing::info!(user_id, session_id, "account activated");
     let user = User { activation_pending: false, ..user };
     Ok(web::Json(LoginResponse::new(&auth, user, session_id, expires_at, refresh_token, now)?))

@@ -6,13 +6,11 @@
 //! (they may succeed and clear the failures) instead of being refused. A wrong secret turns
 //! the attempt into a failure; a right one clears the username's failures.
 
-use std::future::Future;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use diesel::{Connection, PgConnection};
 
-use super::password::HashError;
 use super::queries;
 use crate::db::{self, DbPool};
 use crate::domain::throttle::LOGIN;
@@ -22,11 +20,42 @@ use crate::error::ApiError;
 const WAIT_LIMIT: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_millis(20);
 
-/// An attempt recorded as pending.
-#[derive(Debug, Clone, Copy)]
-#[must_use = "a pending attempt is settled by `failed`, `succeeded` or `check`'s error path"]
+/// An attempt recorded as pending. One that is dropped unsettled (an error answered, a
+/// request cancelled) is taken back, so no path can leave it pending to block the username.
+#[must_use = "a pending attempt is settled by `failed` or `settled` after `succeeded`"]
 pub struct Pending {
     id: i64,
+    pool: DbPool,
+    settled: bool,
+}
+
+impl Pending {
+    /// The attempt's row, for `succeeded` inside a transaction.
+    pub fn id(&self) -> i64 {
+        self.id
+    }
+
+    /// The transaction that ran `succeeded` committed.
+    pub fn settled(mut self) {
+        self.settled = true;
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if self.settled {
+            return;
+        }
+        let (pool, id) = (self.pool.clone(), self.id);
+        // Not awaited: the request that held it is over.
+        tokio::spawn(async move {
+            let forgotten =
+                db::run(&pool, move |conn| Ok::<_, ApiError>(queries::forget_attempt(conn, id)?)).await;
+            if let Err(err) = forgotten {
+                tracing::warn!(error = %err, "could not take back an unsettled login attempt");
+            }
+        });
+    }
 }
 
 /// Records an attempt for `username` as pending, or answers 429 while the username is
@@ -40,7 +69,7 @@ pub async fn begin(pool: &DbPool, username: &str, now: DateTime<Utc>) -> Result<
         })
         .await?;
         match recorded {
-            Some(pending) => return Ok(pending),
+            Some(id) => return Ok(Pending { id, pool: pool.clone(), settled: false }),
             None if started.elapsed() < WAIT_LIMIT => tokio::time::sleep(POLL).await,
             None => return Err(ApiError::ServerBusy("too many logins for this username are being checked")),
         }
@@ -48,11 +77,7 @@ pub async fn begin(pool: &DbPool, username: &str, now: DateTime<Utc>) -> Result<
 }
 
 /// `None`: the limit is taken up by attempts still being checked; try again shortly.
-fn try_begin(
-    conn: &mut PgConnection,
-    username: &str,
-    now: DateTime<Utc>,
-) -> Result<Option<Pending>, ApiError> {
+fn try_begin(conn: &mut PgConnection, username: &str, now: DateTime<Utc>) -> Result<Option<i64>, ApiError> {
     queries::lock_username(conn, username)?;
     let recent = queries::recent_attempts(conn, username, LOGIN.since(now))?;
     if let Some(retry_after_secs) = LOGIN.retry_after(recent.failures, recent.oldest_failure, now) {
@@ -61,33 +86,15 @@ fn try_begin(
     if recent.failures + recent.pending >= LOGIN.max_failures {
         return Ok(None);
     }
-    Ok(Some(Pending { id: queries::record_pending_attempt(conn, username, now)? }))
-}
-
-/// Awaits a hashing job for a pending attempt. If it never ran (the hashing queue was full),
-/// the attempt was not checked, so it is taken back before the error is answered.
-pub async fn check<T>(
-    pool: &DbPool,
-    attempt: Pending,
-    job: impl Future<Output = Result<T, HashError>>,
-) -> Result<T, ApiError> {
-    match job.await {
-        Ok(value) => Ok(value),
-        Err(err) => {
-            forget(pool, attempt).await?;
-            Err(err.into())
-        }
-    }
-}
-
-/// The attempt was not a check of the secret after all (a disabled account): take it back.
-pub async fn forget(pool: &DbPool, attempt: Pending) -> Result<(), ApiError> {
-    db::run(pool, move |conn| Ok::<_, ApiError>(queries::forget_attempt(conn, attempt.id)?)).await
+    Ok(Some(queries::record_pending_attempt(conn, username, now)?))
 }
 
 /// The secret was wrong: the attempt counts as a failure.
-pub async fn failed(pool: &DbPool, attempt: Pending) -> Result<(), ApiError> {
-    db::run(pool, move |conn| Ok::<_, ApiError>(queries::mark_failed(conn, attempt.id)?)).await
+pub async fn failed(attempt: Pending) -> Result<(), ApiError> {
+    let (pool, id) = (attempt.pool.clone(), attempt.id);
+    db::run(&pool, move |conn| Ok::<_, ApiError>(queries::mark_failed(conn, id)?)).await?;
+    attempt.settled();
+    Ok(())
 }
 
 /// The secret was right: forgets the username's failures and this attempt (and expired
@@ -95,8 +102,8 @@ pub async fn failed(pool: &DbPool, attempt: Pending) -> Result<(), ApiError> {
 pub fn succeeded(
     conn: &mut PgConnection,
     username: &str,
-    attempt: Pending,
+    attempt: i64,
     now: DateTime<Utc>,
 ) -> diesel::QueryResult<()> {
-    queries::clear_login_failures(conn, username, attempt.id, LOGIN.since(now))
+    queries::clear_login_failures(conn, username, attempt, LOGIN.since(now))
 }

@@ -59,20 +59,33 @@ pub async fn change_my_password(
     let attempt = attempts::begin(&auth.pool, &username, now).await?;
     let stored =
         db::run(&auth.pool, move |conn| Ok::<_, ApiError>(queries::password_hash(conn, user_id)?)).await?;
-    if !attempts::check(&auth.pool, attempt, hasher.verify(current_password, stored)).await? {
-        attempts::failed(&auth.pool, attempt).await?;
+    if !hasher.verify(current_password, stored.clone()).await? {
+        attempts::failed(attempt).await?;
         return Err(ApiError::WrongCurrentPassword);
     }
     let hash = hasher.hash(new_password.expose().to_owned()).await?;
+    let own = attempt.id();
     db::run(&auth.pool, move |conn| -> Result<_, ApiError> {
         conn.transaction(|conn| {
-            attempts::succeeded(conn, &username, attempt, now)?;
+            // A reset, a disable or a revocation of this session committed while the
+            // passwords were hashed wins over this change.
+            let (current_hash, disabled) = queries::lock_account(conn, user_id)?;
+            let live = sessions::load(conn, keep)?
+                .is_some_and(|(_, state)| state.check(now) == sessions::SessionCheck::Live);
+            if disabled || !live {
+                return Err(ApiError::SessionRevoked);
+            }
+            if current_hash != stored {
+                return Err(ApiError::WrongCurrentPassword);
+            }
+            attempts::succeeded(conn, &username, own, now)?;
             queries::set_password_hash(conn, user_id, Some(&hash))?;
             sessions::revoke_all_of(conn, user_id, Some(keep), now)?;
             Ok(())
         })
     })
     .await?;
+    attempt.settled();
     tracing::info!(user_id, "password changed");
     Ok(HttpResponse::NoContent().finish())
 }

@@ -120,24 +120,31 @@ pub async fn login(
     let (user, hash) = found.map_or((None, None), |(user, hash)| (Some(user), hash));
     // Always hash, so an unknown username costs as much as a wrong password; and hash with
     // no connection or lock held, so a queue of hashes cannot exhaust the pool.
-    let verified = attempts::check(&auth.pool, attempt, hasher.verify(password, hash)).await?;
+    let verified = hasher.verify(password, hash.clone()).await?;
     let Some(user) = user.filter(|_| verified) else {
-        attempts::failed(&auth.pool, attempt).await?;
+        attempts::failed(attempt).await?;
         tracing::info!("login failed");
         return Err(ApiError::InvalidCredentials);
     };
-    let (ttl, user_id) = (auth.session_ttl, user.id);
+    let (ttl, user_id, own) = (auth.session_ttl, user.id, attempt.id());
     let started = db::run(&auth.pool, move |conn| -> Result<_, ApiError> {
         conn.transaction(|conn| {
-            attempts::succeeded(conn, &username, attempt, now)?;
-            if user.disabled {
-                return Ok(None);
+            // The account as it is now, locked: a reset or a disable committed while the
+            // password was being checked wins over this login.
+            let (current_hash, disabled) = queries::lock_account(conn, user_id)?;
+            if current_hash != hash {
+                return Ok(Err(ApiError::InvalidCredentials));
             }
-            Ok(Some(sessions::start(conn, user_id, now, ttl, &client)?))
+            attempts::succeeded(conn, &username, own, now)?;
+            if disabled {
+                return Ok(Err(ApiError::AccountDisabled));
+            }
+            Ok(Ok(sessions::start(conn, user_id, now, ttl, &client)?))
         })
     })
     .await?;
-    let Some(started) = started else { return Err(ApiError::AccountDisabled) };
+    attempt.settled();
+    let started = started?;
     tracing::info!(user_id, session_id = started.session_id, "login succeeded");
     let Started { session_id, expires_at, refresh_token } = started;
     Ok(web::Json(LoginResponse::new(&auth, user, session_id, expires_at, refresh_token, now)?))

@@ -115,3 +115,10 @@ pub fn password_hash(conn: &mut PgConnection, user_id: i64) -> QueryResult<Optio
 pub fn set_password_hash(conn: &mut PgConnection, user_id: i64, hash: Option<&str>) -> QueryResult<()> {
     diesel::update(users::table.find(user_id)).set(users::password_hash.eq(hash)).execute(conn).map(drop)
 }
+
+/// A user's password hash and `disabled` flag, the row locked for the transaction: what a
+/// login, password change or activation re-reads before it commits, so a reset or disable
+/// that committed meanwhile wins.
+pub fn lock_account(conn: &mut PgConnection, user_id: i64) -> QueryResult<(Option<String>, bool)> {
+    users::table.find(user_id).select((users::password_hash, users::disabled)).for_update().first(conn)
+}

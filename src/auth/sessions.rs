@@ -121,10 +121,14 @@ pub fn refresh(conn: &mut PgConnection, token: &str, now: DateTime<Utc>) -> Quer
         let reused: Option<i64> =
             refresh_tokens::table.find(&hash).select(refresh_tokens::session_id).first(conn).optional()?;
         return Ok(match reused {
-            Some(session_id) => {
-                revoke(conn, &[session_id], now)?;
-                Refreshed::Revoked
-            }
+            // A used token of an ended session is just unknown now; of a live one, stolen.
+            Some(session_id) => match load(conn, session_id)?.map(|(_, state)| state.check(now)) {
+                Some(SessionCheck::Expired) | None => Refreshed::Invalid,
+                Some(_) => {
+                    revoke(conn, &[session_id], now)?;
+                    Refreshed::Revoked
+                }
+            },
             None => Refreshed::Invalid,
         });
     };

@@ -151,8 +151,16 @@ impl Hub {
         self.inner.listener_up.store(up, Ordering::SeqCst);
     }
 
-    /// The revoked sessions read when the event feed (re)connected.
+    /// The revoked sessions read when the event feed (re)connected: the view is complete
+    /// again, and streams of sessions revoked while the feed was down are closed now.
     pub fn reload_revoked(&self, session_ids: Vec<i64>) {
+        let watched = self.inner.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        for id in &session_ids {
+            if let Some((sender, _)) = watched.get(id) {
+                sender.send_replace(true);
+            }
+        }
+        drop(watched);
         self.inner.revoked.reload(session_ids);
     }
 

@@ -110,7 +110,7 @@ pub async fn update_user(
     let updated = db::run(&auth.pool, move |conn| -> Result<_, ApiError> {
         conn.transaction(|conn| {
             let user = auth_queries::find_user(conn, user_id)?.ok_or(ApiError::NotFound("no such user"))?;
-            if matches!(number, Some(Some(_))) && user.role != Role::Student {
+            if number.is_some() && user.role != Role::Student {
                 return Err(ApiError::Validation(vec![FieldError::new(
                     "student_number",
                     "only students have a student number",

@@ -40,6 +40,8 @@ async fn an_admin_changes_names_and_student_numbers_but_never_roles() {
     assert_eq!(role.problem(422, "validation_failed")["errors"][0]["field"], "role");
     let number = patch(&app, teacher, json!({"student_number": "s-1"})).await;
     assert_eq!(number.problem(422, "validation_failed")["errors"][0]["field"], "student_number");
+    let cleared = patch(&app, teacher, json!({"student_number": null})).await;
+    assert_eq!(cleared.problem(422, "validation_failed")["errors"][0]["field"], "student_number");
     patch(&app, student, json!({"real_name": 7})).await.problem(400, "bad_request");
     patch(&app, 424242, json!({"real_name": "Nobody"})).await.problem(404, "not_found");
     // Nothing refused was written.

@@ -125,3 +125,41 @@ async fn wrong_activation_codes_count_in_the_login_throttle() {
     activate(&app, "stud", &"1".repeat(32), "my own password").await.problem(429, "too_many_attempts");
     app.login("stud", PASSWORD).await.problem(429, "too_many_attempts");
 }
+
+#[tokio::test]
+async fn a_reset_committed_while_a_login_is_being_checked_wins_over_it() {
+    use diesel::connection::SimpleConnection;
+    use diesel::{Connection, PgConnection};
+    let app = spawn_app().await;
+    let (id, _) = app.create_user_directly("stud", Role::Student).await;
+    // Hold the account's row, as a reset's transaction would while it commits.
+    let mut reset = PgConnection::establish(app.database_url()).unwrap();
+    reset.batch_execute(&format!("BEGIN; SELECT id FROM users WHERE id = {id} FOR UPDATE")).unwrap();
+    let login = {
+        let (client, url) = (app.client.clone(), app.url("/api/v1/auth/login"));
+        tokio::spawn(async move {
+            let body = json!({"username": "stud", "password": PASSWORD});
+            client.post(url).json(&body).send().await.unwrap().status().as_u16()
+        })
+    };
+    // The login checked the right password and now waits for the row to commit.
+    let waiting = |conn: &mut PgConnection| -> bool {
+        use diesel::RunQueryDsl;
+        diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(
+            "EXISTS (SELECT 1 FROM pg_locks WHERE NOT granted AND locktype IN ('transactionid', 'tuple'))",
+        ))
+        .get_result(conn)
+        .unwrap()
+    };
+    let mut observer = PgConnection::establish(app.database_url()).unwrap();
+    for _ in 0..500 {
+        if waiting(&mut observer) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(waiting(&mut observer), "the login waits for the account's row");
+    reset.batch_execute(&format!("UPDATE users SET password_hash = NULL WHERE id = {id}")).unwrap();
+    reset.batch_execute("COMMIT").unwrap();
+    assert_eq!(login.await.unwrap(), 401, "the old password no longer logs in");
+}

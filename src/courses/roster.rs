@@ -2,7 +2,12 @@
 
 use std::collections::HashSet;
 
-use actix_web::{HttpResponse, delete, get, post, web};
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest, HttpResponse, delete, get, post, web};
 use diesel::Connection;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -11,10 +16,11 @@ use super::{access, queries};
 use crate::auth::extract::Authenticated;
 use crate::clock::Clock;
 use crate::db::{self, DbPool};
-use crate::domain::text::{FieldError, check};
+use crate::domain::text::{FieldError, Invalid, check};
 use crate::domain::user::{Role, User};
 use crate::error::{ApiError, problems};
 use crate::rejections::JsonObject;
+use crate::users::import::parse::{self, Unreadable};
 
 /// Most names accepted in one enrolment request, per list.
 const MAX_NAMES: usize = 1000;
@@ -72,21 +78,92 @@ pub struct EnrollResult {
     pub not_found: Vec<String>,
 }
 
+/// The names to enrol, as JSON ([`EnrollStudents`]) or as a CSV class list.
+pub enum EnrollBody {
+    Json(EnrollStudents),
+    /// A CSV export with a `username` or `student_number` column (or both).
+    Csv(web::Bytes),
+}
+
+impl FromRequest for EnrollBody {
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let content_type =
+            req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+        if content_type.split(';').next().is_some_and(|media| media.trim().eq_ignore_ascii_case("text/csv")) {
+            let bytes = web::Bytes::from_request(req, payload);
+            return Box::pin(async move {
+                let bytes =
+                    bytes.await.map_err(|err| match err.as_response_error().status_code().as_u16() {
+                        413 => ApiError::PayloadTooLarge { limit: CSV_LIMIT },
+                        _ => ApiError::BadRequest("could not read the request body".into()),
+                    })?;
+                Ok(EnrollBody::Csv(bytes))
+            });
+        }
+        // Anything else is read exactly as every JSON body is (415 for other types).
+        let json = JsonObject::<EnrollStudents>::from_request(req, payload);
+        Box::pin(async move { Ok(EnrollBody::Json(json.await?.into_inner())) })
+    }
+}
+
+/// Largest CSV class list (actix's default payload limit).
+const CSV_LIMIT: usize = 256 * 1024;
+
+/// The usernames and student numbers of a CSV class list.
+fn class_list(bytes: &[u8]) -> Result<(Vec<String>, Vec<String>), ApiError> {
+    let table = parse::table(bytes).map_err(|unreadable| match unreadable {
+        Unreadable::Malformed(message) => ApiError::BadRequest(message),
+        Unreadable::TooManyRows => ApiError::TooManyRows { limit: crate::users::import::MAX_ROWS },
+        Unreadable::MissingColumns(missing) => ApiError::Validation(missing),
+    })?;
+    let (username, number) = (table.column("username"), table.column("student_number"));
+    if username.is_none() && number.is_none() {
+        return Err(Invalid::field(
+            "usernames",
+            "the file has neither a `username` nor a `student_number` column",
+        )
+        .into());
+    }
+    let values = |column: Option<usize>| -> Vec<String> {
+        let Some(column) = column else { return Vec::new() };
+        table
+            .rows
+            .iter()
+            .filter_map(|r| r.get(column))
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    Ok((values(username), values(number)))
+}
+
 problems!(EnrollStudentsProblems {
-    ApiError::BadRequest(String::new()) => "Malformed body",
+    ApiError::BadRequest(String::new()) => "Malformed body, or a CSV file that is not UTF-8 or not CSV",
     ApiError::Forbidden("") => "Not the course's teacher",
     ApiError::NotFound("") => "No such course",
-    ApiError::Validation(Vec::new()) => "No names, or too many",
+    ApiError::Validation(Vec::new()) => "No names, too many, or a CSV file without a `username` or `student_number` column",
 });
 
 /// Enrol students (the course's teacher).
 ///
 /// Names that match nobody, or someone who is not a student, are reported in `not_found`
-/// without failing the rest.
+/// without failing the rest. The names can also come as a CSV class list
+/// (`Content-Type: text/csv`, as a spreadsheet exports it): a header row with a `username` or
+/// a `student_number` column, or both; other columns are ignored.
 #[utoipa::path(
     tag = "courses",
     params(("course_id" = i64, Path, description = "Course id")),
-    request_body(content = EnrollStudents, example = json!({"usernames": ["ada.l", "alan.t"], "student_numbers": ["s1001"]})),
+    request_body(
+        description = "The students to enrol",
+        content(
+            (EnrollStudents = "application/json", example = json!({"usernames": ["ada.l", "alan.t"], "student_numbers": ["s1001"]})),
+            (String = "text/csv", example = "student_number;name\ns1001;Ada Lovelace\ns1002;Alan Turing\n"),
+        )
+    ),
     responses(
         (status = 200, description = "What happened to each name", body = EnrollResult),
         EnrollStudentsProblems,
@@ -98,10 +175,14 @@ pub async fn enroll_students(
     clock: web::Data<dyn Clock>,
     caller: Authenticated,
     path: web::Path<i64>,
-    body: JsonObject<EnrollStudents>,
+    body: EnrollBody,
 ) -> Result<web::Json<EnrollResult>, ApiError> {
-    let EnrollStudents { usernames, student_numbers } = body.into_inner();
-    let (usernames, numbers) = (usernames.unwrap_or_default(), student_numbers.unwrap_or_default());
+    let (usernames, numbers) = match body {
+        EnrollBody::Json(EnrollStudents { usernames, student_numbers }) => {
+            (usernames.unwrap_or_default(), student_numbers.unwrap_or_default())
+        }
+        EnrollBody::Csv(bytes) => class_list(&bytes)?,
+    };
     let mut errors = Vec::new();
     for (field, list) in [("usernames", &usernames), ("student_numbers", &numbers)] {
         if list.len() > MAX_NAMES {

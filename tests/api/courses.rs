@@ -151,3 +151,53 @@ async fn another_teacher_can_neither_read_nor_change_a_roster() {
     app.send(Method::DELETE, &remove, Some(&other.teacher), None).await.problem(403, "forbidden");
     assert_eq!(app.get(&roster, &class.teacher).await.ok(200).as_array().unwrap().len(), 1);
 }
+
+async fn enrol_csv(
+    app: &crate::helpers::TestApp,
+    course_id: i64,
+    teacher: &str,
+    body: impl Into<reqwest::Body>,
+) -> crate::helpers::http::Response {
+    let response = app
+        .client
+        .post(app.url(&format!("/api/v1/courses/{course_id}/students")))
+        .bearer_auth(teacher)
+        .header("content-type", "text/csv")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    crate::helpers::http::into_response(response).await
+}
+
+#[tokio::test]
+async fn a_csv_class_list_enrols_by_username_or_student_number() {
+    let app = spawn_app().await;
+    let class = app.class("c", 0).await;
+    let names: Vec<String> = ["ada.l", "alan.t", "grace.h"].map(String::from).to_vec();
+    insert_users(&app.pool, &names, Role::Student).await;
+    // As a spreadsheet exports it: BOM, `;`, CRLF, a quoted cell, a column nobody asked for.
+    let list = "\u{feff}Name;Username;Student_Number\r\n\"Lovelace; Ada\";ada.l;\r\nTuring;;n-alan.t\r\nNobody;no.body;\r\n";
+    let result = enrol_csv(&app, class.course_id, &class.teacher, list).await.ok(200).clone();
+    let enrolled: Vec<&str> =
+        result["enrolled"].as_array().unwrap().iter().map(|u| u["username"].as_str().unwrap()).collect();
+    assert_eq!(enrolled.len(), 2, "{result}");
+    assert!(enrolled.contains(&"ada.l") && enrolled.contains(&"alan.t"));
+    assert_eq!(result["not_found"], json!(["no.body"]));
+    let roster = app.get(&format!("/api/v1/courses/{}/students", class.course_id), &class.teacher).await;
+    assert_eq!(roster.ok(200).as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_csv_class_list_without_a_name_column_or_not_csv_changes_nothing() {
+    let app = spawn_app().await;
+    let class = app.class("c", 0).await;
+    let refused = enrol_csv(&app, class.course_id, &class.teacher, "name;email\nAda;ada@example.edu\n").await;
+    assert_eq!(refused.problem(422, "validation_failed")["errors"][0]["field"], "usernames");
+    enrol_csv(&app, class.course_id, &class.teacher, b"username;x\n\xff\xfe;y\n".to_vec())
+        .await
+        .problem(400, "bad_request");
+    enrol_csv(&app, class.course_id, &class.teacher, "just some text\n").await.problem(400, "bad_request");
+    let roster = app.get(&format!("/api/v1/courses/{}/students", class.course_id), &class.teacher).await;
+    assert_eq!(roster.ok(200).as_array().unwrap().len(), 0);
+}

@@ -3,7 +3,7 @@
 //! and nothing is written. Users created without a password get an activation code, shown
 //! once in the report and stored only as a SHA-256.
 
-mod parse;
+pub mod parse;
 mod plan;
 mod route;
 

@@ -36,31 +36,44 @@ pub enum Unreadable {
 /// The CSV columns an import reads; others are ignored.
 const REQUIRED: [&str; 3] = ["username", "real_name", "role"];
 
-pub fn csv(bytes: &[u8]) -> Result<Vec<RawRow>, Unreadable> {
+/// A CSV file as spreadsheets export it: the header's names and the non-blank rows, each
+/// with exactly the header's number of fields.
+pub struct Table {
+    pub headers: Vec<String>,
+    pub rows: Vec<csv::StringRecord>,
+}
+
+impl Table {
+    /// The position of a column, by name regardless of case and surrounding space.
+    pub fn column(&self, name: &str) -> Option<usize> {
+        self.headers.iter().position(|h| h.trim().eq_ignore_ascii_case(name))
+    }
+}
+
+/// Reads a CSV export (UTF-8 with or without a byte-order mark, `,` or `;`), at most
+/// [`MAX_ROWS`] rows.
+pub fn table(bytes: &[u8]) -> Result<Table, Unreadable> {
     let text =
         std::str::from_utf8(bytes).map_err(|_| Unreadable::Malformed("the file is not UTF-8".into()))?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut reader =
         csv::ReaderBuilder::new().delimiter(delimiter(text)).flexible(true).from_reader(text.as_bytes());
-    let headers =
-        reader.headers().map_err(|e| Unreadable::Malformed(format!("not a CSV file: {e}")))?.clone();
+    let headers: Vec<String> = reader
+        .headers()
+        .map_err(|e| Unreadable::Malformed(format!("not a CSV file: {e}")))?
+        .iter()
+        .map(str::to_owned)
+        .collect();
     if headers.len() < 2 {
         return Err(Unreadable::Malformed("not a CSV file: its header row has no `,` or `;`".into()));
     }
-    let column = |name: &str| headers.iter().position(|h| h.trim().eq_ignore_ascii_case(name));
-    let missing: Vec<FieldError> = REQUIRED
-        .iter()
-        .filter(|name| column(name).is_none())
-        .map(|name| FieldError::new(*name, format!("the file has no `{name}` column")))
-        .collect();
-    if !missing.is_empty() {
-        return Err(Unreadable::MissingColumns(missing));
-    }
-    let [username, real_name, role, student_number, password] =
-        ["username", "real_name", "role", "student_number", "password"].map(column);
     let mut rows = Vec::new();
     for record in reader.records() {
         let record = record.map_err(|e| Unreadable::Malformed(format!("not a CSV file: {e}")))?;
+        if record.iter().all(|cell| cell.trim().is_empty()) {
+            continue;
+        }
+        // Another number of fields than the header: not the CSV the file claims to be.
         if record.len() != headers.len() {
             let line = record.position().map_or(0, |p| p.line());
             return Err(Unreadable::Malformed(format!(
@@ -69,24 +82,42 @@ pub fn csv(bytes: &[u8]) -> Result<Vec<RawRow>, Unreadable> {
                 headers.len()
             )));
         }
-        if record.iter().all(|cell| cell.trim().is_empty()) {
-            continue;
-        }
         if rows.len() == MAX_ROWS {
             return Err(Unreadable::TooManyRows);
         }
-        let cell = |index: Option<usize>| {
-            index.and_then(|i| record.get(i)).map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned)
-        };
-        rows.push(RawRow {
-            username: cell(username),
-            real_name: cell(real_name),
-            role: cell(role),
-            student_number: cell(student_number),
-            password: cell(password),
-        });
+        rows.push(record);
     }
-    Ok(rows)
+    Ok(Table { headers, rows })
+}
+
+pub fn csv(bytes: &[u8]) -> Result<Vec<RawRow>, Unreadable> {
+    let table = table(bytes)?;
+    let missing: Vec<FieldError> = REQUIRED
+        .iter()
+        .filter(|name| table.column(name).is_none())
+        .map(|name| FieldError::new(*name, format!("the file has no `{name}` column")))
+        .collect();
+    if !missing.is_empty() {
+        return Err(Unreadable::MissingColumns(missing));
+    }
+    let [username, real_name, role, student_number, password] =
+        ["username", "real_name", "role", "student_number", "password"].map(|name| table.column(name));
+    Ok(table
+        .rows
+        .iter()
+        .map(|record| {
+            let cell = |index: Option<usize>| {
+                index.and_then(|i| record.get(i)).map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned)
+            };
+            RawRow {
+                username: cell(username),
+                real_name: cell(real_name),
+                role: cell(role),
+                student_number: cell(student_number),
+                password: cell(password),
+            }
+        })
+        .collect())
 }
 
 /// `;` if the header line has more of them than commas (outside quotes), else `,`.

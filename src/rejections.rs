@@ -230,13 +230,18 @@ impl RouteTable {
         Self(routes.into_iter().map(|(pattern, methods)| (ResourceDef::new(pattern), methods)).collect())
     }
 
+    /// The methods of the patterns that match `path`; a static pattern (`/users/import`)
+    /// wins over a parameter one (`/users/{user_id}`) that the same path also matches.
     fn allowed_methods(&self, path: &str) -> Option<Vec<String>> {
-        let methods: Vec<String> = self
-            .0
-            .iter()
-            .filter(|(def, _)| def.is_match(path))
-            .flat_map(|(_, methods)| methods.iter().cloned())
-            .collect();
+        let matching: Vec<&(ResourceDef, Vec<String>)> =
+            self.0.iter().filter(|(def, _)| def.is_match(path)).collect();
+        let exact: Vec<&&(ResourceDef, Vec<String>)> =
+            matching.iter().filter(|(def, _)| def.pattern().is_some_and(|p| !p.contains('{'))).collect();
+        let methods: Vec<String> = if exact.is_empty() {
+            matching.iter().flat_map(|(_, methods)| methods.iter().cloned()).collect()
+        } else {
+            exact.iter().flat_map(|(_, methods)| methods.iter().cloned()).collect()
+        };
         (!methods.is_empty()).then_some(methods)
     }
 }
@@ -295,5 +300,10 @@ mod tests {
         assert_eq!(table.allowed_methods("/api/v1/courses/7"), Some(vec!["GET".to_string()]));
         assert_eq!(table.allowed_methods("/api/v1/courses").map(|m| m.len()), Some(2));
         assert_eq!(table.allowed_methods("/api/v1/nope"), None);
+        let shadowed = RouteTable::new([
+            ("/api/v1/users/{user_id}".to_string(), vec!["GET".to_string()]),
+            ("/api/v1/users/import".to_string(), vec!["POST".to_string()]),
+        ]);
+        assert_eq!(shadowed.allowed_methods("/api/v1/users/import"), Some(vec!["POST".to_string()]));
     }
 }

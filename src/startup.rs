@@ -40,6 +40,9 @@ fn api(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(auth::session_routes::list_my_sessions)
         .service(auth::session_routes::end_my_session)
         .service(users::import::import_users)
+        // Other methods on /users/import would otherwise reach `/users/{user_id}` and fail
+        // to read "import" as an id: answer them 405 with `Allow: POST`.
+        .route("/users/import", web::route().to(rejections::fallback))
         .service(users::create_user)
         .service(users::list_users)
         .service(users::get_user)

@@ -53,8 +53,11 @@ pub async fn run(pool: &DbPool, settings: &Settings, file: &Path, dry_run: bool)
             Ok(())
         }
         Err(ImportError::Failed(report) | ImportError::MissingColumns(report)) => {
-            print!("{}", describe(&report, true));
-            anyhow::bail!("the import has errors; nothing was imported")
+            for error in &report.errors {
+                let field = error.field.as_deref().map(|f| format!(" {f}")).unwrap_or_default();
+                println!("row {}{field}: {}", error.row, error.message);
+            }
+            anyhow::bail!("refused: {} errors; nothing was imported", report.errors.len())
         }
         Err(other) => Err(other.into()),
     }

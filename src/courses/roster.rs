@@ -114,7 +114,7 @@ const CSV_LIMIT: usize = 256 * 1024;
 
 /// The usernames and student numbers of a CSV class list.
 fn class_list(bytes: &[u8]) -> Result<(Vec<String>, Vec<String>), ApiError> {
-    let table = parse::table(bytes).map_err(|unreadable| match unreadable {
+    let table = parse::table(bytes, 1).map_err(|unreadable| match unreadable {
         Unreadable::Malformed(message) => ApiError::BadRequest(message),
         Unreadable::TooManyRows => ApiError::TooManyRows { limit: crate::users::import::MAX_ROWS },
         Unreadable::MissingColumns(missing) => ApiError::Validation(missing),

@@ -125,13 +125,19 @@ pub struct NewUserRow<'a> {
     pub created_at: DateTime<Utc>,
 }
 
-/// Inserts many users in one statement; their ids in order, or which uniqueness rule
+/// Inserts many users in one statement; (id, username) of each, or which uniqueness rule
 /// refused them (a concurrent change since they were checked).
-pub fn insert_many(conn: &mut PgConnection, rows: &[NewUserRow<'_>]) -> QueryResult<Result<Vec<i64>, Taken>> {
+pub fn insert_many(
+    conn: &mut PgConnection,
+    rows: &[NewUserRow<'_>],
+) -> QueryResult<Result<Vec<(i64, String)>, Taken>> {
     if rows.is_empty() {
         return Ok(Ok(Vec::new()));
     }
-    let result = diesel::insert_into(users::table).values(rows).returning(users::id).get_results(conn);
+    let result = diesel::insert_into(users::table)
+        .values(rows)
+        .returning((users::id, users::username))
+        .get_results(conn);
     match result {
         Ok(ids) => Ok(Ok(ids)),
         Err(Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info)) => {

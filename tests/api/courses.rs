@@ -184,8 +184,11 @@ async fn a_csv_class_list_enrols_by_username_or_student_number() {
     assert_eq!(enrolled.len(), 2, "{result}");
     assert!(enrolled.contains(&"ada.l") && enrolled.contains(&"alan.t"));
     assert_eq!(result["not_found"], json!(["no.body"]));
+    // A list of one column is a class list too.
+    let one = enrol_csv(&app, class.course_id, &class.teacher, "username\ngrace.h\n").await.ok(200).clone();
+    assert_eq!(one["enrolled"][0]["username"], "grace.h");
     let roster = app.get(&format!("/api/v1/courses/{}/students", class.course_id), &class.teacher).await;
-    assert_eq!(roster.ok(200).as_array().unwrap().len(), 2);
+    assert_eq!(roster.ok(200).as_array().unwrap().len(), 3);
 }
 
 #[tokio::test]
@@ -197,7 +200,15 @@ async fn a_csv_class_list_without_a_name_column_or_not_csv_changes_nothing() {
     enrol_csv(&app, class.course_id, &class.teacher, b"username;x\n\xff\xfe;y\n".to_vec())
         .await
         .problem(400, "bad_request");
-    enrol_csv(&app, class.course_id, &class.teacher, "just some text\n").await.problem(400, "bad_request");
+    enrol_csv(
+        &app,
+        class.course_id,
+        &class.teacher,
+        "just some text
+",
+    )
+    .await
+    .problem(422, "validation_failed");
     let roster = app.get(&format!("/api/v1/courses/{}/students", class.course_id), &class.teacher).await;
     assert_eq!(roster.ok(200).as_array().unwrap().len(), 0);
 }

@@ -73,7 +73,7 @@ async fn a_spreadsheet_export_creates_users_with_codes_or_passwords_once() {
 async fn existing_users_are_updated_but_empty_cells_and_passwords_change_nothing() {
     let app = spawn_app().await;
     app.create_user_directly("ada.l", Role::Student).await;
-    let file = "username,real_name,role,student_number,password\nADA.L,Ada King,student,,ignored password\n";
+    let file = "username,real_name,role,student_number,password\nADA.L,Ada King,student,,short\n";
     let report = import(&app, "", "text/csv", file).await.ok(200).clone();
     assert_eq!(
         (report["updated"].as_u64(), report["users"][0]["action"].as_str()),
@@ -99,7 +99,8 @@ async fn any_row_error_refuses_the_whole_import_with_a_report() {
         fine.one,Twice,student,\n\
         tea.cher,Role Change,student,\n\
         num.taken,Number Taken,student,n-other.s\n\
-        num.teacher,Teacher Number,teacher,t9\n";
+        num.teacher,Teacher Number,teacher,t9\n\
+        bad.role,Same Person Again,student,\n";
     let before = user_count(&app).await;
     let refused = import(&app, "", "text/csv", file).await;
     let report = refused.problem(422, "import_failed")["report"].clone();
@@ -117,13 +118,14 @@ async fn any_row_error_refuses_the_whole_import_with_a_report() {
             (4, "username"),
             (5, "role"),
             (6, "student_number"),
-            (7, "student_number")
+            (7, "student_number"),
+            (8, "username")
         ]
     );
     assert_eq!(user_count(&app).await, before, "nothing was written");
     // A dry run answers the same report with 200.
     let dry = import(&app, "?dry_run=true", "text/csv", file).await.ok(200).clone();
-    assert_eq!(dry["errors"].as_array().unwrap().len(), 6);
+    assert_eq!(dry["errors"].as_array().unwrap().len(), 7);
 }
 
 #[tokio::test]
@@ -191,4 +193,13 @@ async fn five_thousand_users_without_passwords_import_at_once() {
     let codes =
         report["users"].as_array().unwrap().iter().filter(|u| u["activation_code"].is_string()).count();
     assert_eq!(codes, 5_000);
+}
+
+#[tokio::test]
+async fn other_methods_on_the_import_route_are_405_not_a_bad_user_id() {
+    let app = spawn_app().await;
+    let patched =
+        app.send(Method::PATCH, "/api/v1/users/import", Some(&app.admin_token), Some(json!({}))).await;
+    patched.problem(405, "method_not_allowed");
+    assert_eq!(patched.headers.get("allow").and_then(|v| v.to_str().ok()), Some("POST"));
 }

@@ -127,14 +127,21 @@ impl Import<'_> {
                         created_at: now,
                     })
                     .collect();
-                let ids: Vec<i64> = match queries::insert_many(conn, &new)? {
-                    Ok(ids) => ids,
+                let inserted = match queries::insert_many(conn, &new)? {
+                    Ok(inserted) => inserted,
                     Err(taken) => return Err(ImportError::Taken(taken)),
                 };
-                let activations: Vec<_> = ids
+                // Matched by username, not by position: RETURNING promises no order.
+                let code_of: std::collections::HashMap<String, &String> = creates
                     .iter()
                     .zip(&stored_codes)
-                    .filter_map(|(id, code)| code.as_ref().map(|code| (*id, digest(code))))
+                    .filter_map(|(c, code)| code.as_ref().map(|code| (c.username.to_lowercase(), code)))
+                    .collect();
+                let activations: Vec<_> = inserted
+                    .iter()
+                    .filter_map(|(id, username)| {
+                        code_of.get(&username.to_lowercase()).map(|code| (*id, digest(code)))
+                    })
                     .map(|(id, hash)| {
                         (
                             activation_codes::user_id.eq(id),
@@ -170,14 +177,18 @@ impl Import<'_> {
         let done = std::sync::atomic::AtomicUsize::new(0);
         let hashes = futures_util::stream::iter(creates)
             .map(|create| async {
-                let Some(password) = &create.password else { return Ok(None) };
+                let Some(password) = &create.password else { return Ok::<_, HashError>(None) };
                 let hash = self.hasher.hash(password.expose().to_owned()).await?;
                 (self.progress)(done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1, total);
                 Ok(Some(hash))
             })
-            .buffered(4)
-            .collect::<Vec<Result<Option<String>, HashError>>>()
-            .await;
-        hashes.into_iter().collect()
+            .buffered(4);
+        // Stops at the first failure (a full queue): the import is refused anyway.
+        futures_util::pin_mut!(hashes);
+        let mut done_hashes = Vec::with_capacity(creates.len());
+        while let Some(hash) = hashes.next().await {
+            done_hashes.push(hash?);
+        }
+        Ok(done_hashes)
     }
 }

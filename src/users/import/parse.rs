@@ -4,22 +4,47 @@
 //! plan's job; this only finds them.
 
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use crate::domain::text::FieldError;
 
 /// Most rows one import may hold.
 pub const MAX_ROWS: usize = 5_000;
 
-/// One data row as given; empty cells are `None`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+/// One user of an import: a data row as given (empty cells are `None`). Its `Debug` never
+/// shows the password.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[schema(as = ImportRow)]
 pub struct RawRow {
+    /// 3–64 characters of `[A-Za-z0-9_.-]`; matches an existing user regardless of case.
+    #[schema(example = "ada.l")]
     pub username: Option<String>,
+    /// 1–200 characters.
+    #[schema(example = "Ada Lovelace")]
     pub real_name: Option<String>,
+    /// `admin`, `teacher` or `student`; an existing user's role never changes.
+    #[schema(example = "student")]
     pub role: Option<String>,
+    /// Students only; unique.
     #[serde(default)]
+    #[schema(example = "s1001")]
     pub student_number: Option<String>,
+    /// 8–256 characters, for a created user (ignored for an existing one); without it the
+    /// user gets an activation code.
     #[serde(default)]
     pub password: Option<String>,
+}
+
+impl std::fmt::Debug for RawRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawRow")
+            .field("username", &self.username)
+            .field("real_name", &self.real_name)
+            .field("role", &self.role)
+            .field("student_number", &self.student_number)
+            .field("password", &self.password.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
 }
 
 /// Why a file could not be read as rows.
@@ -51,8 +76,9 @@ impl Table {
 }
 
 /// Reads a CSV export (UTF-8 with or without a byte-order mark, `,` or `;`), at most
-/// [`MAX_ROWS`] rows.
-pub fn table(bytes: &[u8]) -> Result<Table, Unreadable> {
+/// [`MAX_ROWS`] rows, whose header names at least `min_columns` columns (a file with fewer is
+/// not the table it claims to be).
+pub fn table(bytes: &[u8], min_columns: usize) -> Result<Table, Unreadable> {
     let text =
         std::str::from_utf8(bytes).map_err(|_| Unreadable::Malformed("the file is not UTF-8".into()))?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
@@ -64,8 +90,10 @@ pub fn table(bytes: &[u8]) -> Result<Table, Unreadable> {
         .iter()
         .map(str::to_owned)
         .collect();
-    if headers.len() < 2 {
-        return Err(Unreadable::Malformed("not a CSV file: its header row has no `,` or `;`".into()));
+    if headers.len() < min_columns {
+        return Err(Unreadable::Malformed(format!(
+            "not a CSV file: its header row has fewer than {min_columns} columns"
+        )));
     }
     let mut rows = Vec::new();
     for record in reader.records() {
@@ -91,7 +119,8 @@ pub fn table(bytes: &[u8]) -> Result<Table, Unreadable> {
 }
 
 pub fn csv(bytes: &[u8]) -> Result<Vec<RawRow>, Unreadable> {
-    let table = table(bytes)?;
+    // An import needs three columns; a file whose header has one is not a table at all.
+    let table = table(bytes, 2)?;
     let missing: Vec<FieldError> = REQUIRED
         .iter()
         .filter(|name| table.column(name).is_none())
@@ -114,7 +143,9 @@ pub fn csv(bytes: &[u8]) -> Result<Vec<RawRow>, Unreadable> {
                 real_name: cell(real_name),
                 role: cell(role),
                 student_number: cell(student_number),
-                password: cell(password),
+                // A password is taken as written (spaces are part of it); only an empty cell
+                // means none.
+                password: password.and_then(|i| record.get(i)).filter(|v| !v.is_empty()).map(str::to_owned),
             }
         })
         .collect())
@@ -122,7 +153,8 @@ pub fn csv(bytes: &[u8]) -> Result<Vec<RawRow>, Unreadable> {
 
 /// `;` if the header line has more of them than commas (outside quotes), else `,`.
 fn delimiter(text: &str) -> u8 {
-    let header = text.lines().next().unwrap_or_default();
+    // The reader skips blank lines before the header, so this must too.
+    let header = text.lines().find(|line| !line.trim().is_empty()).unwrap_or_default();
     let (mut quoted, mut commas, mut semicolons) = (false, 0, 0);
     for c in header.chars() {
         match c {
@@ -135,10 +167,11 @@ fn delimiter(text: &str) -> u8 {
     if semicolons > commas { b';' } else { b',' }
 }
 
-/// The JSON body: `{users: [...]}`.
-#[derive(Deserialize)]
-struct JsonImport {
-    users: Vec<RawRow>,
+/// An import as JSON.
+#[derive(Deserialize, ToSchema)]
+pub struct JsonImport {
+    /// The users, as the rows of a CSV file would give them (at most 5,000).
+    pub users: Vec<RawRow>,
 }
 
 pub fn json(bytes: &[u8]) -> Result<Vec<RawRow>, Unreadable> {
@@ -190,6 +223,15 @@ mod tests {
         assert_eq!(rows[0].student_number.as_deref(), Some("s1"));
         assert_eq!(rows[0].password, None);
         assert_eq!(rows[1].password.as_deref(), Some("long enough pw"));
+    }
+
+    #[test]
+    fn a_leading_blank_line_and_spaces_in_passwords_are_kept_as_a_spreadsheet_means_them() {
+        let rows =
+            csv(b"\r\nusername;real_name;role;password\r\nada;Ada;student;  pass phrase  \r\n").unwrap();
+        assert_eq!(rows[0].password.as_deref(), Some("  pass phrase  "));
+        assert!(!format!("{:?}", rows[0]).contains("pass phrase"), "Debug never shows a password");
+        assert_eq!(table(b"username\nada.l\n", 1).unwrap().rows.len(), 1, "a one-column class list");
     }
 
     #[test]

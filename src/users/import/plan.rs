@@ -41,8 +41,8 @@ pub struct RowError {
     pub message: String,
 }
 
-/// What happens to one row's user.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+/// What happens to one row's user. (Its `Debug` never shows the activation code.)
+#[derive(Clone, Serialize, ToSchema)]
 pub struct ImportedUser {
     /// The data row, counted from 1.
     pub row: usize,
@@ -62,6 +62,17 @@ pub enum Action {
     Create,
     Update,
     Unchanged,
+}
+
+impl std::fmt::Debug for ImportedUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImportedUser")
+            .field("row", &self.row)
+            .field("username", &self.username)
+            .field("action", &self.action)
+            .field("activation_code", &self.activation_code.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
 }
 
 /// A user to create.
@@ -93,7 +104,8 @@ struct Valid {
     real_name: RealName,
     role: Role,
     student_number: Option<StudentNumber>,
-    password: Option<Password>,
+    /// Checked only for a user to create: an existing user's password is ignored.
+    password: Option<String>,
 }
 
 fn validate(row: usize, raw: RawRow, errors: &mut Vec<RowError>) -> Option<Valid> {
@@ -149,18 +161,16 @@ fn validate(row: usize, raw: RawRow, errors: &mut Vec<RowError>) -> Option<Valid
         }
         None => None,
     };
-    let password = match raw.password.as_deref().map(Password::parse) {
-        Some(Ok(password)) => Some(password),
-        Some(Err(message)) => {
-            fail("password", message);
-            None
-        }
-        None => None,
-    };
     if errors.len() > before {
         return None;
     }
-    Some(Valid { username: username?, real_name: real_name?, role: role?, student_number, password })
+    Some(Valid {
+        username: username?,
+        real_name: real_name?,
+        role: role?,
+        student_number,
+        password: raw.password,
+    })
 }
 
 /// Checks every row and compares it with the stored users, in two queries.
@@ -170,28 +180,43 @@ pub fn plan(conn: &mut PgConnection, rows: Vec<RawRow>) -> QueryResult<Plan> {
     let (mut seen_names, mut seen_numbers) = (HashMap::new(), HashMap::new());
     for (index, raw) in rows.into_iter().enumerate() {
         let row = index + 1;
-        let Some(v) = validate(row, raw, &mut errors) else { continue };
-        if let Some(first) = seen_names.insert(v.username.as_str().to_lowercase(), row) {
-            errors.push(RowError {
-                row,
-                field: Some("username".into()),
-                message: format!("this username is already in row {first}"),
-            });
-            seen_names.insert(v.username.as_str().to_lowercase(), first);
-            continue;
+        // Duplicates are found on every row that names a user, even one with other errors,
+        // so fixing one error does not reveal the next.
+        let mut duplicate = false;
+        if let Some(name) = raw.username.as_ref().map(|u| u.to_lowercase()) {
+            match seen_names.get(&name) {
+                Some(first) => {
+                    errors.push(RowError {
+                        row,
+                        field: Some("username".into()),
+                        message: format!("this username is already in row {first}"),
+                    });
+                    duplicate = true;
+                }
+                None => {
+                    seen_names.insert(name, row);
+                }
+            }
         }
-        if let Some(number) = &v.student_number
-            && let Some(first) = seen_numbers.insert(number.clone().into_inner(), row)
-        {
-            errors.push(RowError {
-                row,
-                field: Some("student_number".into()),
-                message: format!("this student number is already in row {first}"),
-            });
-            seen_numbers.insert(number.clone().into_inner(), first);
-            continue;
+        if let Some(number) = raw.student_number.clone() {
+            match seen_numbers.get(&number) {
+                Some(first) => {
+                    errors.push(RowError {
+                        row,
+                        field: Some("student_number".into()),
+                        message: format!("this student number is already in row {first}"),
+                    });
+                    duplicate = true;
+                }
+                None => {
+                    seen_numbers.insert(number, row);
+                }
+            }
         }
-        valid.push((row, v));
+        let checked = validate(row, raw, &mut errors);
+        if let (Some(v), false) = (checked, duplicate) {
+            valid.push((row, v));
+        }
     }
 
     let names: Vec<String> = valid.iter().map(|(_, v)| v.username.as_str().to_lowercase()).collect();
@@ -202,7 +227,8 @@ pub fn plan(conn: &mut PgConnection, rows: Vec<RawRow>) -> QueryResult<Plan> {
         .into_iter()
         .map(|user| (user.username.to_lowercase(), user))
         .collect();
-    let numbers: Vec<String> = seen_numbers.keys().cloned().collect();
+    let numbers: Vec<String> =
+        valid.iter().filter_map(|(_, v)| v.student_number.clone().map(StudentNumber::into_inner)).collect();
     let holders: HashMap<String, i64> = users::table
         .filter(users::student_number.eq_any(&numbers))
         .select((users::student_number.assume_not_null(), users::id))
@@ -254,6 +280,13 @@ pub fn plan(conn: &mut PgConnection, rows: Vec<RawRow>) -> QueryResult<Plan> {
                 });
             }
             None => {
+                let password = match v.password.as_deref().map(Password::parse).transpose() {
+                    Ok(password) => password,
+                    Err(message) => {
+                        errors.push(RowError { row, field: Some("password".into()), message });
+                        continue;
+                    }
+                };
                 plan.report.created += 1;
                 plan.report.users.push(ImportedUser {
                     row,
@@ -267,7 +300,7 @@ pub fn plan(conn: &mut PgConnection, rows: Vec<RawRow>) -> QueryResult<Plan> {
                     real_name,
                     role: v.role,
                     student_number: number,
-                    password: v.password,
+                    password,
                 });
             }
         }

@@ -7,6 +7,7 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
+use super::parse::JsonImport;
 use super::{Format, Import, ImportReport, MAX_BYTES};
 use crate::auth::Authenticator;
 use crate::auth::extract::{AdminOnly, Authenticated};
@@ -52,7 +53,7 @@ problems!(ImportUsersProblems {
         description = "The people to import",
         content(
             (String = "text/csv", example = "username;real_name;role;student_number\nada.l;\"Lovelace, Ada\";student;s1001\n"),
-            (Object = "application/json", example = json!({"users": [{"username": "ada.l", "real_name": "Ada Lovelace", "role": "student", "student_number": "s1001"}]})),
+            (JsonImport = "application/json", example = json!({"users": [{"username": "ada.l", "real_name": "Ada Lovelace", "role": "student", "student_number": "s1001"}]})),
         )
     ),
     responses((status = 200, description = "The report (for a dry run, what would happen)", body = ImportReport), ImportUsersProblems)
@@ -68,7 +69,8 @@ pub async fn import_users(
 ) -> Result<web::Json<ImportReport>, ApiError> {
     let content_type =
         req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let format = match content_type.split(';').next().unwrap_or_default().trim() {
+    let format = match content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase().as_str()
+    {
         "text/csv" => Format::Csv,
         "application/json" => Format::Json,
         _ => {

@@ -75,7 +75,8 @@ pub fn list(conn: &mut PgConnection, role: Option<Role>, limit: i64, offset: i64
     query.load(conn)
 }
 
-fn unique_violation(result: QueryResult<User>) -> QueryResult<Result<User, Taken>> {
+/// Which uniqueness rule refused a write, if one did; other errors pass through.
+fn unique_violation<T>(result: QueryResult<T>) -> QueryResult<Result<T, Taken>> {
     match result {
         Ok(user) => Ok(Ok(user)),
         Err(Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info)) => {
@@ -134,19 +135,10 @@ pub fn insert_many(
     if rows.is_empty() {
         return Ok(Ok(Vec::new()));
     }
-    let result = diesel::insert_into(users::table)
-        .values(rows)
-        .returning((users::id, users::username))
-        .get_results(conn);
-    match result {
-        Ok(ids) => Ok(Ok(ids)),
-        Err(Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info)) => {
-            Ok(Err(if info.constraint_name() == Some("users_student_number_key") {
-                Taken::StudentNumber
-            } else {
-                Taken::Username
-            }))
-        }
-        Err(other) => Err(other),
-    }
+    unique_violation(
+        diesel::insert_into(users::table)
+            .values(rows)
+            .returning((users::id, users::username))
+            .get_results(conn),
+    )
 }

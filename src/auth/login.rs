@@ -133,6 +133,8 @@ pub async fn login(
             // password was being checked wins over this login.
             let (current_hash, disabled) = queries::lock_account(conn, user_id)?;
             if current_hash != hash {
+                // Right for the password it was checked against, so no failure: taken back.
+                queries::forget_attempt(conn, own)?;
                 return Ok(Err(ApiError::InvalidCredentials));
             }
             attempts::succeeded(conn, &username, own, now)?;

@@ -162,4 +162,14 @@ async fn a_reset_committed_while_a_login_is_being_checked_wins_over_it() {
     reset.batch_execute(&format!("UPDATE users SET password_hash = NULL WHERE id = {id}")).unwrap();
     reset.batch_execute("COMMIT").unwrap();
     assert_eq!(login.await.unwrap(), 401, "the old password no longer logs in");
+    // Nor does the refused attempt stay pending, where it would hold a place in the throttle.
+    let pending: i64 = {
+        use diesel::RunQueryDsl;
+        diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+            "(SELECT count(*) FROM login_failures WHERE pending)",
+        ))
+        .get_result(&mut observer)
+        .unwrap()
+    };
+    assert_eq!(pending, 0);
 }

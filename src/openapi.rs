@@ -148,12 +148,7 @@ const RANGED_FIELDS: &[(&str, &str, (i64, i64, i64))] = &[
 /// Writes each validated field's rule into its request schema.
 pub fn apply_input_rules(doc: &mut utoipa::openapi::OpenApi) {
     for (schema, field, rule) in TEXT_FIELDS {
-        let property = property(doc, schema, field);
-        rule.apply(property);
-        if rule.min == 0 {
-            // A field that may be empty needs no `minLength`.
-            property.min_length = None;
-        }
+        rule.apply(property(doc, schema, field));
     }
     for (schema, field, (min, max, _)) in RANGED_FIELDS {
         let property = property(doc, schema, field);

@@ -1,5 +1,6 @@
-//! Authentication: login, access tokens, password hashing, and the extractors that turn a
-//! bearer token into a user of the right role.
+//! Authentication: login and sessions (refresh, logout, revocation, activation codes,
+//! password changes), access tokens, the bounded password hasher, the login throttle, and
+//! the extractors that turn a bearer token into a user of the right role.
 
 pub mod activation;
 pub mod attempts;

@@ -75,9 +75,9 @@ pub struct Rule {
 }
 
 impl Rule {
-    /// Writes the rule into a string property's schema.
+    /// Writes the rule into a string property's schema (no `minLength` where empty is fine).
     pub fn apply(&self, schema: &mut Object) {
-        schema.min_length = Some(self.min);
+        schema.min_length = (self.min > 0).then_some(self.min);
         schema.max_length = Some(self.max);
         schema.pattern = self.pattern.map(str::to_owned);
     }

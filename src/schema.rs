@@ -71,10 +71,12 @@ diesel::table! {
 }
 
 diesel::table! {
-    enrollments (course_id, student_id) {
+    enrollments (id) {
         course_id -> Int8,
         student_id -> Int8,
         enrolled_at -> Timestamptz,
+        id -> Int8,
+        left_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -85,6 +87,7 @@ diesel::table! {
         title -> Text,
         starts_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
+        first_opened_at -> Nullable<Timestamptz>,
     }
 }
 

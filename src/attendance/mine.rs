@@ -4,7 +4,9 @@ use std::collections::HashMap;
 
 use actix_web::{get, web};
 use chrono::{DateTime, Utc};
+use diesel::dsl::sql;
 use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Bool};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -53,8 +55,10 @@ problems!(ListMyAttendanceProblems {
 
 /// My attendance (student).
 ///
-/// Every lesson of the courses I am enrolled in (and of courses I left, where I have a
-/// record), newest first (by `starts_at`, or creation time for unscheduled lessons).
+/// Every lesson that counts for me, newest first (by `starts_at`, or creation time for
+/// unscheduled lessons): those whose check-in was first opened while I was enrolled (in a
+/// course I left, too), those not opened yet of courses I am enrolled in now, and any with a
+/// record of mine. A lesson held before I joined is not in my history.
 #[utoipa::path(
     tag = "check-in",
     params(CourseFilter, Page),
@@ -92,9 +96,24 @@ fn history(
         enrollments::table.filter(enrollments::student_id.eq(student_id)).select(enrollments::course_id);
     let recorded =
         attendance::table.filter(attendance::student_id.eq(student_id)).select(attendance::lesson_id);
+    // `domain::enrolment::Enrolment::counts`, in SQL so that pages stay whole.
+    let counts =
+        sql::<Bool>("(EXISTS (SELECT 1 FROM attendance a WHERE a.lesson_id = lessons.id AND a.student_id = ")
+            .bind::<BigInt, _>(student_id)
+            .sql(
+                ") OR EXISTS (SELECT 1 FROM enrollments e WHERE e.course_id = lessons.course_id \
+         AND e.student_id = ",
+            )
+            .bind::<BigInt, _>(student_id)
+            .sql(
+                " AND CASE WHEN lessons.first_opened_at IS NULL THEN e.left_at IS NULL \
+         ELSE e.enrolled_at <= lessons.first_opened_at \
+         AND (e.left_at IS NULL OR lessons.first_opened_at < e.left_at) END))",
+            );
     let mut query = lessons_table::table
         .inner_join(courses::table)
         .filter(lessons_table::course_id.eq_any(mine).or(lessons_table::id.eq_any(recorded)))
+        .filter(counts)
         .select((LessonRow::as_select(), courses::title))
         .order((
             diesel::dsl::sql::<diesel::sql_types::Timestamptz>(
@@ -124,7 +143,7 @@ fn history(
         .into_iter()
         .zip(titles)
         .map(|(mut lesson, title)| {
-            let status = lesson.my_status.take().unwrap_or(Status::NotStarted);
+            let status = lesson.my_status.take().flatten().unwrap_or(Status::NotStarted);
             MyAttendance {
                 course: CourseRef { id: lesson.course_id, title },
                 checked_in_at: checked_in.get(&lesson.id).copied().flatten(),

@@ -19,7 +19,7 @@ use utoipa::ToSchema;
 
 use crate::auth::extract::Authenticated;
 use crate::clock::Clock;
-use crate::courses::{access, queries as courses};
+use crate::courses::access;
 use crate::db::{self, DbPool};
 use crate::domain::status::{self, Method, RecordStatus, Status};
 use crate::domain::text::{Note, check, parse_field};
@@ -57,11 +57,11 @@ pub struct AttendanceRecord {
     pub flags: Vec<String>,
 }
 
-/// Counts over the currently enrolled students.
+/// Counts over the students the results list.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Summary {
-    /// Students enrolled in the course now. Before check-in is first opened they are all
-    /// `not_started`, which has no count of its own.
+    /// How many of the listed students are enrolled in the course now. Before check-in is
+    /// first opened they are all `not_started`, which has no count of its own.
     pub enrolled: i64,
     /// Students whose status is `present`.
     pub present: i64,
@@ -77,8 +77,8 @@ pub struct Summary {
 }
 
 impl Summary {
-    fn count(&mut self, status: Status) {
-        self.enrolled += 1;
+    fn count(&mut self, status: Status, enrolled: bool) {
+        self.enrolled += i64::from(enrolled);
         match status {
             Status::Present => self.present += 1,
             Status::Late => self.late += 1,
@@ -96,8 +96,9 @@ impl Summary {
 pub struct LessonAttendance {
     pub lesson: Lesson,
     pub summary: Summary,
-    /// One per enrolled student, plus anyone with a record who has since left the course;
-    /// ordered by student number, then username.
+    /// One per student for whom the lesson counts (enrolled when its check-in was first
+    /// opened, or enrolled now if it never was), plus anyone with a record; ordered by
+    /// student number, then username.
     pub records: Vec<AttendanceRecord>,
 }
 
@@ -132,17 +133,16 @@ pub fn lesson_attendance(
     now: DateTime<Utc>,
 ) -> diesel::QueryResult<(LessonAttendance, Option<Window>)> {
     let row = lesson_queries::get(conn, lesson_id)?;
+    let first_opened_at = row.first_opened_at;
     let latest = lesson_queries::latest_window(conn, lesson_id)?;
     let lesson = Lesson::new(row, latest.as_ref(), None, now);
     let shared = records::shared_devices(conn, lesson_id)?;
     let mut summary = Summary::default();
-    let records = records::roster_with_records(conn, course_id, lesson_id)?
+    let records = records::roster_with_records(conn, course_id, lesson_id, first_opened_at)?
         .into_iter()
         .map(|(student, enrolled, row)| {
             let record = record(student, row, latest.as_ref(), &shared, now);
-            if enrolled {
-                summary.count(record.status);
-            }
+            summary.count(record.status, enrolled);
             record
         })
         .collect();
@@ -157,8 +157,9 @@ problems!(GetLessonAttendanceProblems {
 
 /// A lesson's results (the course's teacher, admin).
 ///
-/// One record per enrolled student (plus former students with a record), with a summary
-/// over the enrolled ones. `flags` carries proxy-attendance signals: `shared_device` marks
+/// One record per student the lesson counts for — those enrolled when its check-in was
+/// first opened (or enrolled now, if it never was) — plus anyone with a record, and a
+/// summary over them; the summary's `enrolled` is how many of them are enrolled now. `flags` carries proxy-attendance signals: `shared_device` marks
 /// every student checked in from a device (`X-Device-Id`) that checked in more than one
 /// student — worth a look, not proof. With `Accept: text/csv` or `?format=csv` the answer is
 /// a CSV file (UTF-8, header row, one row per student: student_number, username, real_name,
@@ -224,14 +225,16 @@ pub struct SetAttendance {
 problems!(SetAttendanceProblems {
     ApiError::BadRequest(String::new()) => "Malformed body or unknown status",
     ApiError::Forbidden("") => "Not the course's teacher",
-    ApiError::NotFound("") => "No such lesson, or the student is not enrolled",
+    ApiError::NotFound("") => "No such lesson, or the student is neither enrolled nor has a record for it",
     ApiError::Validation(Vec::new()) => "Note too long",
 });
 
 /// Set a student's status (the course's teacher).
 ///
 /// Overrides whatever the student's status was (a check-in's time is kept) and records
-/// who changed it, when, from what and why. Only for students enrolled in the course.
+/// who changed it, when, from what and why. For students enrolled in the course now, and
+/// for a former student's existing record. A mark always counts: it makes the lesson count
+/// for a student who joined after it was held.
 #[utoipa::path(
     tag = "attendance",
     params(("lesson_id" = i64, Path, description = "Lesson id"), ("student_id" = i64, Path, description = "The student's user id")),
@@ -256,7 +259,7 @@ pub async fn set_attendance(
     let ((lesson_id, student_id), user, now) = (path.into_inner(), caller.user, clock.now());
     let updated = db::run(&pool, move |conn| -> Result<_, ApiError> {
         let (course_id, _) = access::check_lesson(conn, lesson_id, &user, access::TEACHER)?;
-        if !courses::is_enrolled(conn, course_id, student_id)? {
+        if !records::may_mark(conn, course_id, lesson_id, student_id)? {
             return Err(ApiError::NotFound("this student is not enrolled in the lesson's course"));
         }
         conn.transaction(|conn| {

@@ -5,9 +5,11 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
+use crate::courses::queries as courses;
+use crate::domain::enrolment::Enrolment;
 use crate::domain::status::{Method, RecordStatus, Status};
 use crate::domain::user::UserRef;
-use crate::schema::{attendance, attendance_audit, enrollments, users};
+use crate::schema::{attendance, attendance_audit, users};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = attendance, check_for_backend(diesel::pg::Pg))]
@@ -81,9 +83,9 @@ pub fn find(conn: &mut PgConnection, lesson_id: i64, student_id: i64) -> QueryRe
     attendance::table.find((lesson_id, student_id)).select(RecordRow::as_select()).first(conn).optional()
 }
 
-/// Every student the lesson's results list: the course's current roster plus anyone
-/// with a record for the lesson, each with their record (if any), ordered by student
-/// number then username.
+/// Every student the lesson's results list: those for whom it counts (see
+/// `domain::enrolment`) plus anyone with a record for it, each with whether they are
+/// enrolled now and their record (if any), ordered by student number then username.
 ///
 /// The ids come first, from the two indexed tables, so the cost follows the class size
 /// and not the number of users in the system (filtering `users` by "enrolled or has a
@@ -92,26 +94,46 @@ pub fn roster_with_records(
     conn: &mut PgConnection,
     course_id: i64,
     lesson_id: i64,
+    first_opened_at: Option<DateTime<Utc>>,
 ) -> QueryResult<Vec<(UserRef, bool, Option<RecordRow>)>> {
-    let ids: Vec<i64> = enrollments::table
-        .filter(enrollments::course_id.eq(course_id))
-        .select(enrollments::student_id)
-        .union(attendance::table.filter(attendance::lesson_id.eq(lesson_id)).select(attendance::student_id))
+    let enrolments = courses::enrolments_in(conn, course_id)?;
+    let recorded: Vec<i64> = attendance::table
+        .filter(attendance::lesson_id.eq(lesson_id))
+        .select(attendance::student_id)
         .load(conn)?;
-    let enrolled = diesel::dsl::exists(
-        enrollments::table
-            .filter(enrollments::course_id.eq(course_id))
-            .filter(enrollments::student_id.eq(users::id)),
-    );
-    users::table
+    let ids: Vec<i64> = enrolments
+        .iter()
+        .filter(|(_, enrolment)| enrolment.counts(first_opened_at, false))
+        .map(|(id, _)| *id)
+        .chain(recorded)
+        .collect();
+    let rows: Vec<(UserRef, Option<RecordRow>)> = users::table
         .left_join(
             attendance::table
                 .on(attendance::student_id.eq(users::id).and(attendance::lesson_id.eq(lesson_id))),
         )
         .filter(users::id.eq_any(ids))
-        .select((UserRef::as_select(), enrolled, Option::<RecordRow>::as_select()))
+        .select((UserRef::as_select(), Option::<RecordRow>::as_select()))
         .order((users::student_number.asc().nulls_last(), users::username.asc()))
-        .load(conn)
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(student, record)| {
+            let enrolled = enrolments.get(&student.id).is_some_and(Enrolment::is_current);
+            (student, enrolled, record)
+        })
+        .collect())
+}
+
+/// Whether the teacher may set the student's status for the lesson: they are enrolled
+/// now, or already have a record for it (a former student's record stays correctable).
+pub fn may_mark(
+    conn: &mut PgConnection,
+    course_id: i64,
+    lesson_id: i64,
+    student_id: i64,
+) -> QueryResult<bool> {
+    Ok(courses::is_enrolled(conn, course_id, student_id)? || find(conn, lesson_id, student_id)?.is_some())
 }
 
 /// Device ids that checked in more than one student for the lesson.

@@ -51,7 +51,7 @@ pub fn unfinished_windows_for(
              WHERE l.course_id = e.course_id AND w.closed_at IS NULL AND w.opened_at <= $2 \
              OFFSET 0 \
          ) AS o \
-         WHERE e.student_id = ANY($1) \
+         WHERE e.student_id = ANY($1) AND e.left_at IS NULL \
          ORDER BY o.id",
     )
     .bind::<Array<BigInt>, _>(students)

@@ -14,7 +14,8 @@ use crate::schema::{courses, enrollments, lessons};
 pub enum Relation {
     /// Teaches the course.
     Teacher,
-    /// Is enrolled in it.
+    /// Is enrolled in it now (a student who left is a stranger to it; their history
+    /// stays theirs in `/me/attendance`).
     Student,
     /// An administrator (reads everything, changes nothing of a course).
     Admin,
@@ -38,7 +39,8 @@ pub fn course(conn: &mut PgConnection, course_id: i64, user: &User) -> QueryResu
             diesel::dsl::exists(
                 enrollments::table
                     .filter(enrollments::course_id.eq(course_id))
-                    .filter(enrollments::student_id.eq(user.id)),
+                    .filter(enrollments::student_id.eq(user.id))
+                    .filter(enrollments::left_at.is_null()),
             ),
         ))
         .first(conn)
@@ -57,7 +59,8 @@ pub fn lesson(conn: &mut PgConnection, lesson_id: i64, user: &User) -> QueryResu
             diesel::dsl::exists(
                 enrollments::table
                     .filter(enrollments::course_id.eq(courses::id))
-                    .filter(enrollments::student_id.eq(user.id)),
+                    .filter(enrollments::student_id.eq(user.id))
+                    .filter(enrollments::left_at.is_null()),
             ),
         ))
         .first(conn)

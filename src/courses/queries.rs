@@ -1,12 +1,15 @@
 //! Course and roster queries.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use diesel::dsl::sql;
 use diesel::prelude::*;
-use diesel::sql_types::BigInt;
+use diesel::sql_types::{BigInt, Nullable, Timestamptz};
 
 use super::Course;
 use crate::db::lower;
+use crate::domain::enrolment::{Enrolment, Period};
 use crate::domain::user::{Role, User, UserRef};
 use crate::schema::{courses, enrollments, users};
 
@@ -29,7 +32,9 @@ fn course_columns() -> CourseColumns {
     (
         CourseRow::as_select(),
         UserRef::as_select(),
-        sql::<BigInt>("(SELECT count(*) FROM enrollments e WHERE e.course_id = courses.id)"),
+        sql::<BigInt>(
+            "(SELECT count(*) FROM enrollments e WHERE e.course_id = courses.id AND e.left_at IS NULL)",
+        ),
     )
 }
 
@@ -72,25 +77,37 @@ pub fn get(conn: &mut PgConnection, id: i64) -> QueryResult<Course> {
         .map(into_course)
 }
 
-/// The courses a user sees: a teacher's own, a student's enrolled ones, or all for admins.
+/// The running enrolments, as a filter on `enrollments`.
+fn current() -> diesel::dsl::IsNull<enrollments::left_at> {
+    enrollments::left_at.is_null()
+}
+
+/// The courses a user sees: a teacher's own, the ones a student is enrolled in now, or all
+/// for admins.
 pub fn list_for(conn: &mut PgConnection, user: &User) -> QueryResult<Vec<Course>> {
     let mut query =
         courses::table.inner_join(users::table).select(course_columns()).order(courses::id).into_boxed();
     query = match user.role {
         Role::Admin => query,
         Role::Teacher => query.filter(courses::teacher_id.eq(user.id)),
-        Role::Student => query.filter(courses::id.eq_any(
-            enrollments::table.filter(enrollments::student_id.eq(user.id)).select(enrollments::course_id),
-        )),
+        Role::Student => query.filter(
+            courses::id.eq_any(
+                enrollments::table
+                    .filter(enrollments::student_id.eq(user.id))
+                    .filter(current())
+                    .select(enrollments::course_id),
+            ),
+        ),
     };
     Ok(query.load(conn)?.into_iter().map(into_course).collect())
 }
 
-/// The enrolled students, ordered by student number, then username.
+/// The students enrolled now, ordered by student number, then username.
 pub fn roster(conn: &mut PgConnection, course_id: i64) -> QueryResult<Vec<User>> {
     enrollments::table
         .inner_join(users::table)
         .filter(enrollments::course_id.eq(course_id))
+        .filter(current())
         .select(User::as_select())
         .order((users::student_number.asc().nulls_last(), users::username.asc()))
         .load(conn)
@@ -109,7 +126,39 @@ pub fn find_by_names(
         .load(conn)
 }
 
-/// Enrols the students; returns the ids that were not enrolled before.
+/// Every student who is or was enrolled in the course, with all their periods.
+pub fn enrolments_in(conn: &mut PgConnection, course_id: i64) -> QueryResult<HashMap<i64, Enrolment>> {
+    let rows = enrollments::table
+        .filter(enrollments::course_id.eq(course_id))
+        .select((enrollments::student_id, enrollments::enrolled_at, enrollments::left_at))
+        .load(conn)?;
+    Ok(group(rows))
+}
+
+/// The student's periods in each of these courses they are or were enrolled in.
+pub fn enrolments_of(
+    conn: &mut PgConnection,
+    student_id: i64,
+    course_ids: &[i64],
+) -> QueryResult<HashMap<i64, Enrolment>> {
+    let rows = enrollments::table
+        .filter(enrollments::student_id.eq(student_id))
+        .filter(enrollments::course_id.eq_any(course_ids))
+        .select((enrollments::course_id, enrollments::enrolled_at, enrollments::left_at))
+        .load(conn)?;
+    Ok(group(rows))
+}
+
+fn group(rows: Vec<(i64, DateTime<Utc>, Option<DateTime<Utc>>)>) -> HashMap<i64, Enrolment> {
+    let mut grouped: HashMap<i64, Enrolment> = HashMap::new();
+    for (key, enrolled_at, left_at) in rows {
+        grouped.entry(key).or_default().push(Period { enrolled_at, left_at });
+    }
+    grouped
+}
+
+/// Enrols the students who are not enrolled now, each starting a new period; returns
+/// their ids.
 pub fn enroll(
     conn: &mut PgConnection,
     course_id: i64,
@@ -126,6 +175,7 @@ pub fn enroll(
             )
         })
         .collect();
+    // The only unique index a new row can hit is the one running period per student.
     diesel::insert_into(enrollments::table)
         .values(&rows)
         .on_conflict_do_nothing()
@@ -133,11 +183,34 @@ pub fn enroll(
         .get_results(conn)
 }
 
-/// Removes an enrolment; returns whether there was one.
-pub fn unenroll(conn: &mut PgConnection, course_id: i64, student_id: i64) -> QueryResult<bool> {
-    diesel::delete(enrollments::table.find((course_id, student_id))).execute(conn).map(|n| n > 0)
+/// Ends the student's running period (their records stay); returns whether there was one.
+pub fn unenroll(
+    conn: &mut PgConnection,
+    course_id: i64,
+    student_id: i64,
+    now: DateTime<Utc>,
+) -> QueryResult<bool> {
+    // A period cannot end before it began, even if this instance's clock is behind the one
+    // that enrolled them.
+    let left_at = sql::<Nullable<Timestamptz>>("GREATEST(enrolled_at, ").bind::<Timestamptz, _>(now).sql(")");
+    diesel::update(
+        enrollments::table
+            .filter(enrollments::course_id.eq(course_id))
+            .filter(enrollments::student_id.eq(student_id))
+            .filter(current()),
+    )
+    .set(enrollments::left_at.eq(left_at))
+    .execute(conn)
+    .map(|n| n > 0)
 }
 
+/// Enrolled now.
 pub fn is_enrolled(conn: &mut PgConnection, course_id: i64, student_id: i64) -> QueryResult<bool> {
-    diesel::select(diesel::dsl::exists(enrollments::table.find((course_id, student_id)))).get_result(conn)
+    diesel::select(diesel::dsl::exists(
+        enrollments::table
+            .filter(enrollments::course_id.eq(course_id))
+            .filter(enrollments::student_id.eq(student_id))
+            .filter(current()),
+    ))
+    .get_result(conn)
 }

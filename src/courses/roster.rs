@@ -70,7 +70,7 @@ pub struct EnrollStudents {
 /// What an enrolment request did with each name.
 #[derive(Serialize, ToSchema)]
 pub struct EnrollResult {
-    /// Students enrolled by this request.
+    /// Students enrolled by this request (a former student starts a new enrolment period).
     pub enrolled: Vec<User>,
     /// Students who were enrolled already.
     pub already_enrolled: Vec<User>,
@@ -153,7 +153,9 @@ problems!(EnrollStudentsProblems {
 /// Names that match nobody, or someone who is not a student, are reported in `not_found`
 /// without failing the rest. The names can also come as a CSV class list
 /// (`Content-Type: text/csv`, as a spreadsheet exports it): a header row with a `username` or
-/// a `student_number` column, or both; other columns are ignored.
+/// a `student_number` column, or both; other columns are ignored. A student who left the
+/// course starts a new enrolment period: lessons held while they were away do not count
+/// for them.
 #[utoipa::path(
     tag = "courses",
     params(("course_id" = i64, Path, description = "Course id")),
@@ -233,12 +235,14 @@ fn enroll(
 
 problems!(UnenrollStudentProblems {
     ApiError::Forbidden("") => "Not the course's teacher",
-    ApiError::NotFound("") => "No such course, or the user is not enrolled",
+    ApiError::NotFound("") => "No such course, or the user is not enrolled now",
 });
 
 /// Remove a student from a course (the course's teacher).
 ///
-/// Their attendance records stay.
+/// Ends their enrolment period (`left_at`); enrolling them again starts a new one. Their
+/// attendance records stay, and lessons first opened while they were enrolled still count
+/// for them: the course report lists them with their `left_at`.
 #[utoipa::path(
     tag = "courses",
     params(("course_id" = i64, Path, description = "Course id"), ("user_id" = i64, Path, description = "Student's user id")),
@@ -250,13 +254,14 @@ problems!(UnenrollStudentProblems {
 #[delete("/courses/{course_id}/students/{user_id}")]
 pub async fn unenroll_student(
     pool: web::Data<DbPool>,
+    clock: web::Data<dyn Clock>,
     caller: Authenticated,
     path: web::Path<(i64, i64)>,
 ) -> Result<HttpResponse, ApiError> {
-    let ((course_id, student_id), user) = (path.into_inner(), caller.user);
+    let ((course_id, student_id), user, now) = (path.into_inner(), caller.user, clock.now());
     db::run(&pool, move |conn| -> Result<_, ApiError> {
         access::check_course(conn, course_id, &user, access::TEACHER)?;
-        if queries::unenroll(conn, course_id, student_id)? {
+        if queries::unenroll(conn, course_id, student_id, now)? {
             Ok(())
         } else {
             Err(ApiError::NotFound("this user is not enrolled in the course"))

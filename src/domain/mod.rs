@@ -3,6 +3,7 @@
 //! Features build on this layer; it depends on nothing but `schema` (for row mappings).
 
 pub mod code;
+pub mod enrolment;
 pub mod page;
 pub mod settings;
 pub mod status;

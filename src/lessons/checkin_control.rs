@@ -122,6 +122,7 @@ fn open(
         opened_by: teacher_id,
     };
     let window = queries::insert_window(conn, &new)?.ok_or(ApiError::CheckinAlreadyOpen)?;
+    queries::mark_opened(conn, lesson_id, window.opened_at)?;
     events::publish(conn, Event::Window { lesson_id })?;
     Ok(window)
 }

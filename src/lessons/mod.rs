@@ -12,7 +12,9 @@ use utoipa::ToSchema;
 use crate::auth::extract::Authenticated;
 use crate::clock::Clock;
 use crate::courses::access::{self, Relation};
+use crate::courses::queries as course_queries;
 use crate::db::{self, DbPool};
+use crate::domain::enrolment;
 use crate::domain::status::{self, Status};
 use crate::domain::text::{Title, check, parse_field};
 use crate::domain::window::{CheckinState, Window};
@@ -35,15 +37,16 @@ pub struct Lesson {
     /// When the lesson starts (RFC 3339, UTC); `null` for a lesson without a start time.
     pub starts_at: Option<DateTime<Utc>>,
     pub checkin: CheckinState,
-    /// Only for students: their own status for this lesson. Left out (never `null`) where
-    /// it does not apply.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
-    pub my_status: Option<Status>,
+    /// Only for students: their own status for this lesson, or `null` when the lesson does
+    /// not count for them (its check-in was first opened while they were not enrolled, and
+    /// they have no record). Left out for teachers and admins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Status>, inline)]
+    pub my_status: Option<Option<Status>>,
 }
 
 /// Builds `Lesson`s for rows, with their latest windows and (for a student) their status,
-/// in two queries however many lessons there are.
+/// in three queries however many lessons there are.
 pub fn assemble(
     conn: &mut PgConnection,
     rows: Vec<LessonRow>,
@@ -52,15 +55,29 @@ pub fn assemble(
 ) -> diesel::QueryResult<Vec<Lesson>> {
     let ids: Vec<i64> = rows.iter().map(|l| l.id).collect();
     let windows = queries::latest_windows(conn, &ids)?;
-    let records = match student_id {
-        Some(student) => queries::record_statuses(conn, student, &ids)?,
+    let (records, enrolments) = match student_id {
+        Some(student) => {
+            let mut courses: Vec<i64> = rows.iter().map(|l| l.course_id).collect();
+            courses.sort_unstable();
+            courses.dedup();
+            (
+                queries::record_statuses(conn, student, &ids)?,
+                course_queries::enrolments_of(conn, student, &courses)?,
+            )
+        }
         None => Default::default(),
     };
     Ok(rows
         .into_iter()
         .map(|row| {
             let latest = windows.get(&row.id);
-            let my_status = student_id.map(|_| status::status(records.get(&row.id).copied(), latest, now));
+            let my_status = student_id.map(|_| {
+                let record = records.get(&row.id).copied();
+                let enrolment = enrolments.get(&row.course_id).unwrap_or(&enrolment::NEVER);
+                enrolment
+                    .counts(row.first_opened_at, record.is_some())
+                    .then(|| status::status(record, latest, now))
+            });
             Lesson::new(row, latest, my_status, now)
         })
         .collect())
@@ -71,7 +88,7 @@ impl Lesson {
     pub fn new(
         row: LessonRow,
         latest: Option<&Window>,
-        my_status: Option<Status>,
+        my_status: Option<Option<Status>>,
         now: DateTime<Utc>,
     ) -> Self {
         Self {

@@ -17,6 +17,8 @@ pub struct LessonRow {
     pub course_id: i64,
     pub title: String,
     pub starts_at: Option<DateTime<Utc>>,
+    /// When check-in was first opened: who the lesson counts for is decided at this instant.
+    pub first_opened_at: Option<DateTime<Utc>>,
 }
 
 pub fn insert(
@@ -88,6 +90,14 @@ pub fn unfinalised_window_for_update(conn: &mut PgConnection, lesson_id: i64) ->
         .for_update()
         .first(conn)
         .optional()
+}
+
+/// Records the lesson's first opening (later openings leave it as it is).
+pub fn mark_opened(conn: &mut PgConnection, lesson_id: i64, at: DateTime<Utc>) -> QueryResult<()> {
+    diesel::update(lessons::table.find(lesson_id).filter(lessons::first_opened_at.is_null()))
+        .set(lessons::first_opened_at.eq(at))
+        .execute(conn)
+        .map(drop)
 }
 
 /// Stamps a window's close time.

@@ -252,11 +252,13 @@ async fn the_course_report_counts_each_students_lessons() {
     let csv =
         app.get(&format!("/api/v1/courses/{}/attendance?format=csv", class.course_id), &class.teacher).await;
     let lines: Vec<&str> = csv.text.lines().collect();
+    // v1's columns first and unchanged, then the enrolment period's.
     assert_eq!(
         lines[0],
-        "student_number,username,real_name,present,late,excused,absent,attendance_rate,last_attended_at"
+        "student_number,username,real_name,present,late,excused,absent,attendance_rate,last_attended_at,\
+         lessons_counted,left_at"
     );
-    assert_eq!(lines[2], "n-c.s001,c.s001,Real c.s001,1,1,0,0,1.0000,2026-11-25T08:02:20Z");
+    assert_eq!(lines[2], "n-c.s001,c.s001,Real c.s001,1,1,0,0,1.0000,2026-11-25T08:02:20Z,2,");
     assert_eq!(lines.len(), 4);
 }
 

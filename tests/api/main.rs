@@ -10,6 +10,7 @@ mod authorization;
 mod checkin_control;
 mod checkins;
 mod courses;
+mod enrolment;
 mod errors;
 mod health;
 mod helpers;

@@ -1,16 +1,19 @@
 //! What every feature shares, with no I/O and no HTTP: users and roles, validated input,
-//! the check-in window and its rotating code, a student's status, and the throttle rules.
+//! the check-in window and its rotating code, a student's status, the throttle rules, and
+//! time zones with the lesson series laid out in them.
 //! Features build on this layer; it depends on nothing but `schema` (for row mappings).
 
 pub mod code;
 pub mod enrolment;
 pub mod page;
+pub mod series;
 pub mod settings;
 pub mod status;
 pub mod text;
 pub mod throttle;
 pub mod user;
 pub mod window;
+pub mod zone;
 
 /// Declares a Rust enum stored as TEXT (its values guarded by a CHECK in the migration)
 /// and sent as the same snake_case string in JSON.

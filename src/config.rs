@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
+use crate::domain::zone::Zone;
+
 /// Shortest JWT secret we accept, in bytes (HS256 wants at least its output size).
 pub const MIN_JWT_SECRET_LEN: usize = 32;
 
@@ -25,6 +27,8 @@ pub struct Settings {
     pub session_ttl: Duration,
     /// How long an activation code (a password reset) stays valid.
     pub activation_ttl: Duration,
+    /// The time zone of a course created without one.
+    pub default_time_zone: Zone,
     pub data_dir: PathBuf,
     pub cors_origins: Vec<String>,
     /// Peers whose `X-Forwarded-For` we believe.
@@ -127,6 +131,11 @@ impl Settings {
                 "ROLLCALL_ACTIVATION_TTL_SECONDS",
                 14 * 86_400,
             )? as u64),
+            default_time_zone: match var("ROLLCALL_DEFAULT_TIME_ZONE") {
+                None => Zone::UTC,
+                Some(name) => Zone::parse(name.trim())
+                    .map_err(|message| ConfigError { variable: "ROLLCALL_DEFAULT_TIME_ZONE", message })?,
+            },
             data_dir: var("ROLLCALL_DATA_DIR").map_or_else(|| PathBuf::from(".rollcall"), PathBuf::from),
             cors_origins: list(&var, "ROLLCALL_CORS_ORIGINS", |origin| {
                 let url = url::Url::parse(origin).map_err(|e| e.to_string())?;
@@ -243,6 +252,10 @@ mod tests {
             "ROLLCALL_TRUSTED_PROXIES"
         );
         assert_eq!(settings(&[("ROLLCALL_LOG_FORMAT", "xml")]).unwrap_err().variable, "ROLLCALL_LOG_FORMAT");
+        assert_eq!(
+            settings(&[("ROLLCALL_DEFAULT_TIME_ZONE", "Europe/Viena")]).unwrap_err().variable,
+            "ROLLCALL_DEFAULT_TIME_ZONE"
+        );
         assert_eq!(
             settings(&[("ROLLCALL_TOKEN_TTL_SECONDS", "5")]).unwrap_err().variable,
             "ROLLCALL_TOKEN_TTL_SECONDS"

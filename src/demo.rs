@@ -10,7 +10,9 @@ use diesel::prelude::*;
 use crate::auth::password::Hasher;
 use crate::courses::queries as courses;
 use crate::db::{self, DbPool};
+use crate::domain::lesson::LessonFields;
 use crate::domain::user::Role;
+use crate::domain::zone::Zone;
 use crate::lessons::queries as lessons;
 use crate::schema::{courses as courses_table, lessons as lessons_table, users};
 
@@ -136,6 +138,7 @@ fn insert_missing(
                 conn,
                 "Demo Course: Introduction to Computing",
                 Some(COURSE_CODE),
+                Zone::UTC,
                 teacher_id,
                 now,
             )?
@@ -156,7 +159,16 @@ fn insert_missing(
         .optional()?;
     let lesson_id = match existing_lesson {
         Some(id) => id,
-        None => lessons::insert(conn, course_id, "Lesson 1: Welcome", Some(now), now)?.id,
+        None => {
+            let lesson = LessonFields {
+                title: "Lesson 1: Welcome".into(),
+                starts_at: Some(now),
+                ends_at: None,
+                cancelled: false,
+                auto: None,
+            };
+            lessons::insert_many(conn, course_id, &[lesson], now)?.remove(0).id
+        }
     };
     Ok((course_id, lesson_id))
 }

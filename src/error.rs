@@ -65,6 +65,10 @@ pub enum ApiError {
     CheckinAlreadyOpen,
     #[error("check-in is not open for this lesson")]
     CheckinNotOpen,
+    #[error("this lesson is cancelled; un-cancel it first")]
+    LessonCancelled,
+    #[error("check-in for this lesson has been opened; cancel it instead")]
+    LessonHasAttendance,
     #[error("this route only answers WebSocket upgrade requests")]
     UpgradeRequired,
     #[error("no open check-in of your courses matches this code")]
@@ -112,6 +116,8 @@ impl ApiError {
             Self::Conflict(_) => "conflict",
             Self::CheckinAlreadyOpen => "checkin_already_open",
             Self::CheckinNotOpen => "checkin_not_open",
+            Self::LessonCancelled => "lesson_cancelled",
+            Self::LessonHasAttendance => "lesson_has_attendance",
             Self::UpgradeRequired => "upgrade_required",
             Self::InvalidCode => "invalid_code",
             Self::CodeExpired => "code_expired",
@@ -139,7 +145,11 @@ impl ApiError {
             Self::AccountDisabled => "Account disabled",
             Self::Forbidden(_) => "Forbidden",
             Self::NotFound(_) => "Not found",
-            Self::Conflict(_) | Self::CheckinAlreadyOpen | Self::CheckinNotOpen => "Conflict",
+            Self::Conflict(_)
+            | Self::CheckinAlreadyOpen
+            | Self::CheckinNotOpen
+            | Self::LessonCancelled
+            | Self::LessonHasAttendance => "Conflict",
             Self::UpgradeRequired => "Upgrade required",
             Self::InvalidCode => "Invalid code",
             Self::CodeExpired => "Code expired",
@@ -186,7 +196,11 @@ impl ResponseError for ApiError {
             Self::Forbidden(_) | Self::AccountDisabled | Self::WrongCurrentPassword => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Conflict(_) | Self::CheckinAlreadyOpen | Self::CheckinNotOpen => StatusCode::CONFLICT,
+            Self::Conflict(_)
+            | Self::CheckinAlreadyOpen
+            | Self::CheckinNotOpen
+            | Self::LessonCancelled
+            | Self::LessonHasAttendance => StatusCode::CONFLICT,
             Self::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
             Self::PayloadTooLarge { .. } | Self::TooManyRows { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,

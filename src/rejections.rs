@@ -246,6 +246,14 @@ impl RouteTable {
     }
 }
 
+/// For `#[serde(default, deserialize_with = "present")]` on an `Option<Option<T>>`: a field
+/// sent as `null` is `Some(None)` (clear it), one left out stays `None` (keep it).
+pub fn present<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'de>>(
+    input: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(input).map(Some)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

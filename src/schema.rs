@@ -67,6 +67,7 @@ diesel::table! {
         code -> Nullable<Text>,
         teacher_id -> Int8,
         created_at -> Timestamptz,
+        time_zone -> Text,
     }
 }
 
@@ -88,6 +89,13 @@ diesel::table! {
         starts_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         first_opened_at -> Nullable<Timestamptz>,
+        ends_at -> Nullable<Timestamptz>,
+        cancelled -> Bool,
+        auto_open_offset_minutes -> Nullable<Int4>,
+        auto_rotation_seconds -> Nullable<Int4>,
+        auto_code_length -> Nullable<Int4>,
+        auto_duration_seconds -> Nullable<Int4>,
+        auto_late_after_seconds -> Nullable<Int4>,
     }
 }
 

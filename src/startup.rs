@@ -19,6 +19,7 @@ use crate::checkins::batch::Checkins;
 use crate::client::TrustedProxies;
 use crate::clock::{Clock, SharedClock};
 use crate::config::Settings;
+use crate::courses::DefaultTimeZone;
 use crate::db::DbPool;
 use crate::live::limits::ConnectionLimits;
 use crate::live::{self, Heartbeat, LiveSettings, hub::Hub};
@@ -51,12 +52,16 @@ fn api(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(courses::create_course)
         .service(courses::list_courses)
         .service(courses::get_course)
+        .service(courses::update_course)
         .service(courses::list_students)
         .service(courses::enroll_students)
         .service(courses::unenroll_student)
         .service(lessons::create_lesson)
+        .service(lessons::create_series)
         .service(lessons::list_lessons)
         .service(lessons::get_lesson)
+        .service(lessons::update_lesson)
+        .service(lessons::delete_lesson)
         .service(lessons::checkin_control::open_checkin)
         .service(lessons::checkin_control::close_checkin)
         .service(lessons::checkin_control::get_checkin_code)
@@ -158,6 +163,7 @@ struct State {
     proxies: web::Data<TrustedProxies>,
     metrics: web::Data<Metrics>,
     hasher: web::Data<Hasher>,
+    time_zone: web::Data<DefaultTimeZone>,
 }
 
 impl State {
@@ -174,6 +180,7 @@ impl State {
             .app_data(self.proxies)
             .app_data(self.metrics)
             .app_data(self.hasher)
+            .app_data(self.time_zone)
     }
 }
 
@@ -227,6 +234,7 @@ impl Application {
             proxies: web::Data::new(TrustedProxies(settings.trusted_proxies.clone())),
             metrics: web::Data::new(Metrics::new()),
             hasher: web::Data::new(Hasher::for_this_machine()),
+            time_zone: web::Data::new(DefaultTimeZone(settings.default_time_zone)),
         };
         let hasher = state.hasher.clone();
         let cors_origins = settings.cors_origins.clone();

@@ -58,7 +58,7 @@ problems!(ListMyAttendanceProblems {
 /// Every lesson that counts for me, newest first (by `starts_at`, or creation time for
 /// unscheduled lessons): those whose check-in was first opened while I was enrolled (in a
 /// course I left, too), those not opened yet of courses I am enrolled in now, and any with a
-/// record of mine. A lesson held before I joined is not in my history.
+/// record of mine. A lesson held before I joined is not in my history, nor is a cancelled one.
 #[utoipa::path(
     tag = "check-in",
     params(CourseFilter, Page),
@@ -113,6 +113,7 @@ fn history(
     let mut query = lessons_table::table
         .inner_join(courses::table)
         .filter(lessons_table::course_id.eq_any(mine).or(lessons_table::id.eq_any(recorded)))
+        .filter(lessons_table::cancelled.eq(false))
         .filter(counts)
         .select((LessonRow::as_select(), courses::title))
         .order((

@@ -19,7 +19,7 @@ use utoipa::ToSchema;
 
 use crate::auth::extract::Authenticated;
 use crate::clock::Clock;
-use crate::courses::access;
+use crate::courses::{access, queries as course_queries};
 use crate::db::{self, DbPool};
 use crate::domain::status::{self, Method, RecordStatus, Status};
 use crate::domain::text::{Note, check, parse_field};
@@ -163,8 +163,8 @@ problems!(GetLessonAttendanceProblems {
 /// every student checked in from a device (`X-Device-Id`) that checked in more than one
 /// student — worth a look, not proof. With `Accept: text/csv` or `?format=csv` the answer is
 /// a CSV file (UTF-8, header row, one row per student: student_number, username, real_name,
-/// status, checked_in_at, method; text that a spreadsheet would run as a formula is prefixed
-/// with `'`).
+/// status, checked_in_at, method; times on the course's local clock with their offset, `Z`
+/// for a UTC course; text that a spreadsheet would run as a formula is prefixed with `'`).
 #[utoipa::path(
     tag = "attendance",
     params(("lesson_id" = i64, Path, description = "Lesson id"), FormatQuery),
@@ -186,9 +186,10 @@ pub async fn get_lesson_attendance(
     format: web::Query<FormatQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (lesson_id, user, now) = (path.into_inner(), caller.user, clock.now());
-    let results = db::run(&pool, move |conn| -> Result<_, ApiError> {
+    let (results, zone) = db::run(&pool, move |conn| -> Result<_, ApiError> {
         let (course_id, _) = access::check_lesson(conn, lesson_id, &user, access::STAFF)?;
-        Ok(lesson_attendance(conn, course_id, lesson_id, now)?.0)
+        let zone = course_queries::time_zone(conn, course_id)?;
+        Ok((lesson_attendance(conn, course_id, lesson_id, now)?.0, zone))
     })
     .await?;
     if !wants_csv(&req, &format) {
@@ -200,17 +201,13 @@ pub async fn get_lesson_attendance(
             r.student.username,
             text_cell(&r.student.real_name),
             r.status.to_string(),
-            r.checked_in_at.map(rfc3339).unwrap_or_default(),
+            r.checked_in_at.map(|at| zone.format(at)).unwrap_or_default(),
             r.method.map(|m| m.to_string()).unwrap_or_default(),
         ]
     });
     let csv =
         to_csv(&["student_number", "username", "real_name", "status", "checked_in_at", "method"], rows)?;
     Ok(csv_response(&format!("lesson-{lesson_id}-attendance.csv"), csv))
-}
-
-pub fn rfc3339(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
 /// A teacher's change to one student's status for a lesson.

@@ -10,7 +10,6 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::export::{FormatQuery, csv_response, text_cell, to_csv, wants_csv};
-use super::rfc3339;
 use crate::auth::extract::Authenticated;
 use crate::clock::Clock;
 use crate::courses::{access, queries as courses};
@@ -66,7 +65,8 @@ problems!(GetCourseAttendanceProblems {
 /// open counts, and its `pending` students are in no column until it closes. CSV with
 /// `Accept: text/csv` or `?format=csv` (columns student_number, username, real_name,
 /// present, late, excused, absent, attendance_rate, last_attended_at, lessons_counted,
-/// left_at; an empty rate when no lesson counts).
+/// left_at; an empty rate when no lesson counts; times on the course's local clock with
+/// their offset, `Z` for a UTC course).
 #[utoipa::path(
     tag = "attendance",
     params(("course_id" = i64, Path, description = "Course id"), FormatQuery),
@@ -88,9 +88,9 @@ pub async fn get_course_attendance(
     format: web::Query<FormatQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (course_id, user, now) = (path.into_inner(), caller.user, clock.now());
-    let report = db::run(&pool, move |conn| -> Result<_, ApiError> {
+    let (report, zone) = db::run(&pool, move |conn| -> Result<_, ApiError> {
         access::check_course(conn, course_id, &user, access::STAFF)?;
-        Ok(course_report(conn, course_id, now)?)
+        Ok((course_report(conn, course_id, now)?, courses::time_zone(conn, course_id)?))
     })
     .await?;
     if !wants_csv(&req, &format) {
@@ -106,9 +106,9 @@ pub async fn get_course_attendance(
             r.excused.to_string(),
             r.absent.to_string(),
             r.attendance_rate.map(|rate| format!("{rate:.4}")).unwrap_or_default(),
-            r.last_attended_at.map(rfc3339).unwrap_or_default(),
+            r.last_attended_at.map(|at| zone.format(at)).unwrap_or_default(),
             r.lessons_counted.to_string(),
-            r.left_at.map(rfc3339).unwrap_or_default(),
+            r.left_at.map(|at| zone.format(at)).unwrap_or_default(),
         ]
     });
     let header = [
@@ -139,7 +139,8 @@ pub fn course_report(
     let enrolments = courses::enrolments_in(conn, course_id)?;
     let opened: Vec<(i64, Option<DateTime<Utc>>)> = lessons_table::table
         .filter(lessons_table::course_id.eq(course_id))
-        .filter(lessons_table::first_opened_at.is_not_null())
+        .filter(lessons_table::first_opened_at.le(now))
+        .filter(lessons_table::cancelled.eq(false))
         .select((lessons_table::id, lessons_table::first_opened_at))
         .load(conn)?;
     let lesson_ids: Vec<i64> = opened.iter().map(|(id, _)| *id).collect();

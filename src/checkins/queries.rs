@@ -15,8 +15,10 @@ pub struct OpenWindow {
     pub course_title: String,
 }
 
-/// The unfinished windows of these students' courses that opened by `until`, each with the
-/// student it is for (whether each is open at a given moment is the caller's to decide).
+/// The unfinished windows of these students' courses that opened by `until` and close after
+/// `from`, each with the student it is for (whether each is open at a given moment is the
+/// caller's to decide). The bounds leave out automatic windows planned ahead, and the ones
+/// that closed by themselves and were never stamped, which pile up over a term.
 ///
 /// Written out so it always starts from the students' enrolments: `OFFSET 0` keeps the
 /// lateral subquery from being merged into one join, which the planner would otherwise
@@ -25,6 +27,7 @@ pub struct OpenWindow {
 pub fn unfinished_windows_for(
     conn: &mut PgConnection,
     students: &[i64],
+    from: DateTime<Utc>,
     until: DateTime<Utc>,
 ) -> QueryResult<Vec<(i64, OpenWindow)>> {
     #[derive(QueryableByName)]
@@ -49,6 +52,7 @@ pub fn unfinished_windows_for(
                     w.rotation_seconds, w.code_length, w.late_after_seconds, l.title AS lesson_title \
              FROM lessons l JOIN checkin_windows w ON w.lesson_id = l.id \
              WHERE l.course_id = e.course_id AND w.closed_at IS NULL AND w.opened_at <= $2 \
+               AND w.closes_at > $3 \
              OFFSET 0 \
          ) AS o \
          WHERE e.student_id = ANY($1) AND e.left_at IS NULL \
@@ -56,6 +60,7 @@ pub fn unfinished_windows_for(
     )
     .bind::<Array<BigInt>, _>(students)
     .bind::<Timestamptz, _>(until)
+    .bind::<Timestamptz, _>(from)
     .load(conn)?;
     Ok(rows
         .into_iter()

@@ -89,7 +89,7 @@ pub(super) fn settle_in(
     for (student, at) in queries::failures_since(conn, &ids, CHECKIN.since(earliest))? {
         failures.entry(student).or_default().push(at);
     }
-    let open = queries::unfinished_windows_for(conn, &ids, latest)?;
+    let open = queries::unfinished_windows_for(conn, &ids, earliest, latest)?;
     let mut windows: HashMap<i64, Vec<&OpenWindow>> = HashMap::new();
     for (student, window) in &open {
         windows.entry(*student).or_default().push(window);

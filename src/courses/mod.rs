@@ -2,9 +2,11 @@
 //! them; admins read everything.
 
 pub mod access;
+mod edit;
 pub mod queries;
 mod roster;
 
+pub use edit::update_course;
 pub use roster::{enroll_students, list_students, unenroll_student};
 
 use actix_web::{HttpResponse, get, post, web};
@@ -17,6 +19,7 @@ use crate::clock::Clock;
 use crate::db::{self, DbPool};
 use crate::domain::text::{CourseCode, Title, check, parse_field};
 use crate::domain::user::UserRef;
+use crate::domain::zone::Zone;
 use crate::error::{ApiError, problems};
 use crate::rejections::JsonObject;
 
@@ -33,6 +36,10 @@ pub struct Course {
     #[schema(example = "CS101")]
     pub code: Option<String>,
     pub teacher: UserRef,
+    /// The course's IANA time zone: series are planned in it and exports written in it
+    /// (JSON instants stay UTC).
+    #[schema(value_type = String, example = "Europe/Vienna")]
+    pub time_zone: Zone,
     /// How many students are enrolled.
     #[schema(example = 30)]
     pub student_count: i64,
@@ -49,7 +56,14 @@ pub struct CreateCourse {
     /// 1–32 characters.
     #[schema(example = "CS101")]
     pub code: Option<String>,
+    /// An IANA time zone name (default: the server's `ROLLCALL_DEFAULT_TIME_ZONE`).
+    #[schema(example = "Europe/Vienna")]
+    pub time_zone: Option<String>,
 }
+
+/// The time zone of a course created without one (`ROLLCALL_DEFAULT_TIME_ZONE`).
+#[derive(Debug, Clone, Copy)]
+pub struct DefaultTimeZone(pub Zone);
 
 problems!(CreateCourseProblems {
     ApiError::BadRequest(String::new()) => "Malformed body",
@@ -62,7 +76,7 @@ problems!(CreateCourseProblems {
 /// The caller becomes its teacher.
 #[utoipa::path(
     tag = "courses",
-    request_body(content = CreateCourse, example = json!({"title": "Introduction to Computing", "code": "CS101"})),
+    request_body(content = CreateCourse, example = json!({"title": "Introduction to Computing", "code": "CS101", "time_zone": "Europe/Vienna"})),
     responses(
         (status = 201, description = "Created", body = Course),
         CreateCourseProblems,
@@ -72,18 +86,21 @@ problems!(CreateCourseProblems {
 pub async fn create_course(
     pool: web::Data<DbPool>,
     clock: web::Data<dyn Clock>,
+    default_zone: web::Data<DefaultTimeZone>,
     teacher: Authenticated<TeacherOnly>,
     body: JsonObject<CreateCourse>,
 ) -> Result<HttpResponse, ApiError> {
     let mut errors = Vec::new();
     let title = parse_field(&mut errors, "title", Some(&body.title), Title::parse);
     let code = parse_field(&mut errors, "code", body.code.as_deref(), CourseCode::parse);
+    let zone = parse_field(&mut errors, "time_zone", body.time_zone.as_deref(), Zone::parse);
     check(errors)?;
     let title = title.map(Title::into_inner).unwrap_or_default();
     let code = code.map(CourseCode::into_inner);
+    let zone = zone.unwrap_or(default_zone.0);
     let (teacher_id, now) = (teacher.id, clock.now());
     let course = db::run(&pool, move |conn| -> Result<_, ApiError> {
-        Ok::<_, ApiError>(queries::insert(conn, &title, code.as_deref(), teacher_id, now)?)
+        Ok::<_, ApiError>(queries::insert(conn, &title, code.as_deref(), zone, teacher_id, now)?)
     })
     .await?;
     Ok(HttpResponse::Created().json(course))

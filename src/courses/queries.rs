@@ -11,6 +11,7 @@ use super::Course;
 use crate::db::lower;
 use crate::domain::enrolment::{Enrolment, Period};
 use crate::domain::user::{Role, User, UserRef};
+use crate::domain::zone::Zone;
 use crate::schema::{courses, enrollments, users};
 
 #[derive(Queryable, Selectable)]
@@ -19,6 +20,7 @@ struct CourseRow {
     id: i64,
     title: String,
     code: Option<String>,
+    time_zone: String,
     created_at: DateTime<Utc>,
 }
 
@@ -43,6 +45,8 @@ fn into_course((row, teacher, student_count): (CourseRow, UserRef, i64)) -> Cour
         id: row.id,
         title: row.title,
         code: row.code,
+        // Written only from a parsed `Zone`; a name this build's tz database lost reads as UTC.
+        time_zone: Zone::parse(&row.time_zone).unwrap_or(Zone::UTC),
         teacher,
         student_count,
         created_at: row.created_at,
@@ -53,6 +57,7 @@ pub fn insert(
     conn: &mut PgConnection,
     title: &str,
     code: Option<&str>,
+    time_zone: Zone,
     teacher_id: i64,
     now: DateTime<Utc>,
 ) -> QueryResult<Course> {
@@ -60,12 +65,39 @@ pub fn insert(
         .values((
             courses::title.eq(title),
             courses::code.eq(code),
+            courses::time_zone.eq(time_zone.name()),
             courses::teacher_id.eq(teacher_id),
             courses::created_at.eq(now),
         ))
         .returning(courses::id)
         .get_result(conn)?;
     get(conn, id)
+}
+
+/// Writes a course's title, code and time zone.
+pub fn update(
+    conn: &mut PgConnection,
+    id: i64,
+    title: &str,
+    code: Option<&str>,
+    time_zone: Zone,
+) -> QueryResult<Course> {
+    diesel::update(courses::table.find(id))
+        .set((courses::title.eq(title), courses::code.eq(code), courses::time_zone.eq(time_zone.name())))
+        .execute(conn)?;
+    get(conn, id)
+}
+
+/// The course, locked for this transaction.
+pub fn get_for_update(conn: &mut PgConnection, id: i64) -> QueryResult<Course> {
+    courses::table.find(id).select(courses::id).for_update().first::<i64>(conn)?;
+    get(conn, id)
+}
+
+/// The course's time zone.
+pub fn time_zone(conn: &mut PgConnection, id: i64) -> QueryResult<Zone> {
+    let name: String = courses::table.find(id).select(courses::time_zone).first(conn)?;
+    Ok(Zone::parse(&name).unwrap_or(Zone::UTC))
 }
 
 pub fn get(conn: &mut PgConnection, id: i64) -> QueryResult<Course> {

@@ -1,4 +1,7 @@
-//! A check-in window's settings as a teacher chooses them: each in range, with defaults.
+//! A check-in window's settings as a teacher chooses them: each in range, with defaults;
+//! and a lesson's automatic check-in, which opens such a window at a time set by its start.
+
+use chrono::{DateTime, Duration, Utc};
 
 use super::text::{FieldError, Invalid, check};
 
@@ -49,6 +52,45 @@ impl CheckinSettings {
     }
 }
 
+/// A lesson's automatic check-in: a window with `settings` that opens
+/// `open_offset_minutes` after the lesson's start (before it, if negative).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AutoCheckin {
+    pub open_offset_minutes: i32,
+    pub settings: CheckinSettings,
+}
+
+impl AutoCheckin {
+    /// Minutes from the lesson's start to the opening: -60..=60, default 0.
+    pub const OFFSET: (i64, i64, i64) = (-60, 60, 0);
+
+    /// Checks the offset and every setting, each error's field under `prefix` (e.g.
+    /// `auto_checkin.code_length`).
+    pub fn parse(prefix: &str, open_offset_minutes: Option<i64>, raw: RawSettings) -> Result<Self, Invalid> {
+        let (min, max, default) = Self::OFFSET;
+        let offset = open_offset_minutes.unwrap_or(default);
+        let mut errors = Vec::new();
+        if !(min..=max).contains(&offset) {
+            errors.push(FieldError::new("open_offset_minutes", format!("must be between {min} and {max}")));
+        }
+        let settings = CheckinSettings::parse(raw);
+        if let Err(Invalid(more)) = &settings {
+            errors.extend(more.iter().cloned());
+        }
+        for error in &mut errors {
+            error.field = format!("{prefix}.{}", error.field);
+        }
+        check(errors)?;
+        Ok(Self { open_offset_minutes: offset as i32, settings: settings? })
+    }
+
+    /// When the automatic window opens and closes by itself, for a lesson starting at `starts_at`.
+    pub fn window(&self, starts_at: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+        let opens_at = starts_at + Duration::minutes(i64::from(self.open_offset_minutes));
+        (opens_at, opens_at + Duration::seconds(i64::from(self.settings.duration_seconds)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,5 +133,22 @@ mod tests {
         assert!(CheckinSettings::parse(late(61)).is_err());
         let huge = RawSettings { rotation_seconds: Some(i64::MAX), ..Default::default() };
         assert!(CheckinSettings::parse(huge).is_err());
+    }
+
+    #[test]
+    fn automatic_check_in_names_its_fields_and_opens_at_the_offset() {
+        let Invalid(errors) = AutoCheckin::parse(
+            "auto_checkin",
+            Some(-61),
+            RawSettings { code_length: Some(3), ..Default::default() },
+        )
+        .unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["auto_checkin.open_offset_minutes", "auto_checkin.code_length"]);
+        let auto = AutoCheckin::parse("auto_checkin", Some(-10), RawSettings::default()).unwrap();
+        let start: DateTime<Utc> = "2026-09-01T09:15:00Z".parse().unwrap();
+        let (opens, closes) = auto.window(start);
+        assert_eq!(opens, "2026-09-01T09:05:00Z".parse::<DateTime<Utc>>().unwrap());
+        assert_eq!(closes, "2026-09-01T09:15:00Z".parse::<DateTime<Utc>>().unwrap());
     }
 }

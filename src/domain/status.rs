@@ -49,9 +49,10 @@ impl From<RecordStatus> for Status {
     }
 }
 
-/// The status of a student given their record (if any) and the lesson's latest window.
+/// The status of a student given their record (if any) and the lesson's latest window
+/// (which may be an automatic one that has not opened yet).
 pub fn status(record: Option<RecordStatus>, latest: Option<&Window>, now: DateTime<Utc>) -> Status {
-    match (record, latest) {
+    match (record, latest.filter(|w| w.has_opened(now))) {
         (Some(record), _) => record.into(),
         (None, None) => Status::NotStarted,
         (None, Some(window)) if window.is_open(now) => Status::Pending,

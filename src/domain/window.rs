@@ -29,6 +29,12 @@ impl Window {
         self.closed_at.is_none() && self.opened_at <= now && now < self.closes_at
     }
 
+    /// Whether the window has opened by `now`. A lesson's automatic window is stored ahead
+    /// of time; until it opens, the lesson reads as never opened.
+    pub fn has_opened(&self, now: DateTime<Utc>) -> bool {
+        self.opened_at <= now
+    }
+
     /// When the window stopped accepting codes (or will, if still open).
     pub fn ended_at(&self) -> DateTime<Utc> {
         self.closed_at.unwrap_or(self.closes_at)
@@ -86,7 +92,7 @@ pub struct CheckinState {
 impl CheckinState {
     /// The state given a lesson's latest window (if any) at `now`.
     pub fn of(latest: Option<&Window>, now: DateTime<Utc>) -> Self {
-        let Some(window) = latest else {
+        let Some(window) = latest.filter(|w| w.has_opened(now)) else {
             return Self {
                 state: Phase::NotStarted,
                 opened_at: None,

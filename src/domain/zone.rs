@@ -18,6 +18,8 @@ pub struct Resolved {
 }
 
 impl Zone {
+    pub const UTC: Zone = Zone(Tz::UTC);
+
     /// An IANA name, spelled exactly (names are case-sensitive: `Europe/Vienna`).
     pub fn parse(raw: &str) -> Result<Self, String> {
         raw.parse::<Tz>()
@@ -69,6 +71,18 @@ impl Zone {
     }
 }
 
+impl Zone {
+    /// An instant as RFC 3339 on this zone's wall clock with its offset
+    /// (`2026-10-27T09:15:00+01:00`); in UTC with `Z`, as JSON writes it.
+    pub fn format(self, at: DateTime<Utc>) -> String {
+        if self == Self::UTC {
+            at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+        } else {
+            at.with_timezone(&self.0).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false)
+        }
+    }
+}
+
 impl std::fmt::Display for Zone {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
@@ -111,6 +125,15 @@ mod tests {
         for bad in ["Europe/Viena", "europe/vienna", "", " Europe/Vienna", "CEST+2"] {
             assert!(Zone::parse(bad).unwrap_err().contains("not a known IANA time zone"), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn instants_are_written_on_the_local_clock_with_their_offset() {
+        let at = utc("2026-10-27T08:15:00Z");
+        assert_eq!(zone("Europe/Vienna").format(at), "2026-10-27T09:15:00+01:00");
+        assert_eq!(zone("Europe/Vienna").format(utc("2026-10-24T07:15:00Z")), "2026-10-24T09:15:00+02:00");
+        assert_eq!(zone("America/New_York").format(at), "2026-10-27T04:15:00-04:00");
+        assert_eq!(Zone::UTC.format(at), "2026-10-27T08:15:00Z");
     }
 
     #[test]

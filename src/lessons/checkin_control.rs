@@ -54,6 +54,7 @@ problems!(OpenCheckinProblems {
     ApiError::Forbidden("") => "Not the lesson's teacher",
     ApiError::NotFound("") => "No such lesson",
     ApiError::CheckinAlreadyOpen => "Check-in is already open",
+    ApiError::LessonCancelled => "The lesson is cancelled",
     ApiError::Validation(Vec::new()) => "A setting is out of range",
 });
 
@@ -61,7 +62,10 @@ problems!(OpenCheckinProblems {
 ///
 /// Starts a window with a new random secret: codes rotate every `rotation_seconds` from
 /// now, and the window closes itself after `duration_seconds`. Re-opening a closed lesson
-/// is allowed; records already taken stay. Send `{}` to take every default.
+/// is allowed; records already taken stay. Send `{}` to take every default. Opening a
+/// lesson with automatic check-in before its time replaces the automatic window (it opens
+/// automatically only if never opened before then). A cancelled lesson cannot be opened
+/// (409 `lesson_cancelled`).
 #[utoipa::path(
     tag = "check-in",
     params(("lesson_id" = i64, Path, description = "Lesson id")),
@@ -84,9 +88,7 @@ pub async fn open_checkin(
     body: JsonObject<OpenCheckin>,
 ) -> Result<web::Json<CheckinState>, ApiError> {
     let settings = body.parse()?;
-    let mut secret = [0u8; 32];
-    getrandom::fill(&mut secret)
-        .map_err(|e| ApiError::Unexpected(anyhow::anyhow!("no OS randomness: {e}")))?;
+    let secret = super::schedule::new_secret()?;
     let (lesson_id, user, now) = (path.into_inner(), caller.user, clock.now());
     let window = db::run(&pool, move |conn| -> Result<_, ApiError> {
         access::check_lesson(conn, lesson_id, &user, access::TEACHER)?;
@@ -104,6 +106,11 @@ fn open(
     secret: &[u8],
     now: DateTime<Utc>,
 ) -> Result<Window, ApiError> {
+    if queries::get_for_update(conn, lesson_id)?.cancelled {
+        return Err(ApiError::LessonCancelled);
+    }
+    // Opened by hand before its automatic time: no automatic window follows.
+    queries::unschedule(conn, lesson_id, now)?;
     if let Some(previous) = queries::unfinalised_window_for_update(conn, lesson_id)? {
         if previous.is_open(now) {
             return Err(ApiError::CheckinAlreadyOpen);

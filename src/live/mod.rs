@@ -3,6 +3,7 @@
 
 mod connection;
 pub mod hub;
+mod lesson_task;
 pub mod limits;
 pub mod listener;
 pub mod messages;

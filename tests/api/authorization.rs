@@ -91,6 +91,7 @@ const MATRIX: &[Row] = &[
     row("GET", "/api/v1/courses", SIGNED_IN, none),
     row("POST", "/api/v1/courses", TEACHERS, |_| Some(json!({"title": "Another course"}))),
     row("GET", "/api/v1/courses/{course_id}", MEMBERS, none),
+    row("PATCH", "/api/v1/courses/{course_id}", OWNER, |_| Some(json!({"time_zone": "Europe/Vienna"}))),
     row("GET", "/api/v1/courses/{course_id}/students", STAFF, none),
     row("POST", "/api/v1/courses/{course_id}/students", OWNER, |w| {
         Some(json!({"usernames": [w.outsider_name]}))
@@ -98,8 +99,14 @@ const MATRIX: &[Row] = &[
     row("DELETE", "/api/v1/courses/{course_id}/students/{user_id}", OWNER, none),
     row("GET", "/api/v1/courses/{course_id}/lessons", MEMBERS, none),
     row("POST", "/api/v1/courses/{course_id}/lessons", OWNER, |_| Some(json!({"title": "Another lesson"}))),
+    row("POST", "/api/v1/courses/{course_id}/lessons/series", OWNER, |_| {
+        Some(json!({"title": "L{n}", "first_date": "2026-12-01", "until": "2026-12-08", "weekdays": ["tue"],
+                    "start_time": "09:00", "duration_minutes": 60}))
+    }),
     row("GET", "/api/v1/courses/{course_id}/attendance", STAFF, none),
     row("GET", "/api/v1/lessons/{lesson_id}", MEMBERS, none),
+    row("PATCH", "/api/v1/lessons/{lesson_id}", OWNER, |_| Some(json!({"title": "Renamed"}))),
+    row("DELETE", "/api/v1/lessons/{lesson_id}", OWNER, none),
     row("POST", "/api/v1/lessons/{lesson_id}/checkin/open", OWNER, |_| Some(json!({}))),
     row("POST", "/api/v1/lessons/{lesson_id}/checkin/close", OWNER, none),
     row("GET", "/api/v1/lessons/{lesson_id}/checkin/code", OWNER, none),

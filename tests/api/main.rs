@@ -21,5 +21,6 @@ mod live;
 mod openapi;
 mod operations;
 mod story;
+mod timetable;
 mod tokens;
 mod users;

@@ -40,13 +40,16 @@ token() {
     -d "{\"username\": \"$1\", \"password\": \"$2\"}" \
     | python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])'
 }
+# Every role logs in before any run: a run's fuzzed logins may name the next role's demo
+# account with wrong passwords, and the login throttle would then refuse it (429).
+declare -A tokens=(
+  [admin]=$(token demo.admin demo-admin-pw)
+  [teacher]=$(token demo.teacher demo-teacher-pw)
+  [student]=$(token demo.student01 demo-student-pw)
+)
 status=0
 for role in admin teacher student; do
-  case $role in
-    admin) auth=$(token demo.admin demo-admin-pw) ;;
-    teacher) auth=$(token demo.teacher demo-teacher-pw) ;;
-    student) auth=$(token demo.student01 demo-student-pw) ;;
-  esac
+  auth=${tokens[$role]}
   echo "contract: schemathesis as $role"
   "$schemathesis" --config-file scripts/schemathesis.toml run "$base/api-docs/openapi.json" \
     --header "Authorization: Bearer $auth" \

@@ -4,7 +4,12 @@
 //! boundary (over every connection and `BENCH_STEPS` steps), and how long a check-in takes
 //! from the server to the dashboards while check-ins run at a steady rate.
 //!
-//! Run: `cargo bench --bench live`.
+//! With `BENCH_OPENING=automatic` no lesson is opened by hand: every lesson gets automatic
+//! check-in opening at one instant a little ahead (`BENCH_LEAD_SECONDS`, default 90), the
+//! dashboards connect while the lessons are still `not_started`, and the run also reports
+//! how late each dashboard got the opening's `state` event and first code.
+//!
+//! Run: `cargo bench --bench live` (or `BENCH_OPENING=automatic cargo bench --bench live`).
 
 #[path = "support/mod.rs"]
 mod support;
@@ -16,11 +21,10 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
-use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use support::{CpuSplit, Database, machine, open_all, raise_fd_limit, seed, serve, summary};
+use support::{CpuSplit, Database, machine, open_all, raise_fd_limit, schedule_all, seed, serve, summary};
 
 const LESSONS: i64 = 1000;
 const STUDENTS_PER_LESSON: i64 = 20;
@@ -34,6 +38,11 @@ struct Observed {
     code_transit: Mutex<Vec<Duration>>,
     /// Receive time minus the check-in's `checked_in_at`, per dashboard that got it.
     checkin_delays: Mutex<Vec<Duration>>,
+    /// Automatic opening: receive time minus the opening, for its `state` event and its
+    /// first code frame, per dashboard.
+    opening_states: Mutex<Vec<Duration>>,
+    opening_codes: Mutex<Vec<Duration>>,
+    opens_at: Mutex<Option<DateTime<Utc>>>,
     /// The latest code seen for each lesson, for the check-in driver.
     codes: Mutex<HashMap<i64, String>>,
     measuring: AtomicBool,
@@ -41,15 +50,42 @@ struct Observed {
     closed: AtomicUsize,
 }
 
-fn since(then: &Value, now: DateTime<Utc>) -> Option<Duration> {
-    let then: DateTime<Utc> = then.as_str()?.parse().ok()?;
+fn since(then: Option<&str>, now: DateTime<Utc>) -> Option<Duration> {
+    let then: DateTime<Utc> = then?.parse().ok()?;
     (now - then).to_std().ok()
+}
+
+/// The fields of a live message the benchmark reads.
+#[derive(serde::Deserialize)]
+struct Incoming<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    lesson_id: Option<i64>,
+    code: Option<&'a str>,
+    valid_from: Option<&'a str>,
+    server_time: Option<&'a str>,
+    #[serde(borrow)]
+    checkin: Option<Opened<'a>>,
+    #[serde(borrow)]
+    record: Option<Checked<'a>>,
+}
+
+#[derive(Clone, Copy, serde::Deserialize)]
+struct Opened<'a> {
+    opened_at: Option<&'a str>,
+}
+
+#[derive(Clone, Copy, serde::Deserialize)]
+struct Checked<'a> {
+    checked_in_at: Option<&'a str>,
 }
 
 fn main() {
     let connections: usize =
         std::env::var("BENCH_CONNECTIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
     let steps: u64 = std::env::var("BENCH_STEPS").ok().and_then(|v| v.parse().ok()).unwrap_or(4);
+    let automatic = std::env::var("BENCH_OPENING").as_deref() == Ok("automatic");
+    let lead: i64 = std::env::var("BENCH_LEAD_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(90);
     let fd_limit = raise_fd_limit();
     println!("live benchmark on {} ({connections} connections, open-file limit {fd_limit})", machine());
     let database = Database::start("live");
@@ -59,9 +95,18 @@ fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     runtime.block_on(async move {
         let client = reqwest::Client::new();
-        let codes = open_all(&client, &server.base, &world, ROTATION).await;
         let observed = Arc::new(Observed::default());
-        observed.codes.lock().unwrap().extend(world.lessons.iter().copied().zip(codes));
+        if automatic {
+            let opens_at = Utc::now() + chrono::Duration::seconds(lead);
+            // On a step boundary of the wall clock, like the measuring below.
+            let opens_at = DateTime::from_timestamp(opens_at.timestamp() / ROTATION as i64 * ROTATION as i64, 0).unwrap();
+            schedule_all(&client, &server.base, &world, ROTATION, opens_at).await;
+            *observed.opens_at.lock().unwrap() = Some(opens_at);
+            println!("every lesson opens automatically at {opens_at}");
+        } else {
+            let codes = open_all(&client, &server.base, &world, ROTATION).await;
+            observed.codes.lock().unwrap().extend(world.lessons.iter().copied().zip(codes));
+        }
         tokio::time::sleep(Duration::from_secs(1)).await;
         let rss_before = server.rss_kib();
         database.top_statements(0);
@@ -90,24 +135,36 @@ fn main() {
                 while let Some(Ok(message)) = socket.next().await {
                     let Message::Text(text) = message else { continue };
                     let now = Utc::now();
-                    let Ok(message) = serde_json::from_str::<Value>(&text) else { continue };
-                    match message["type"].as_str() {
-                        Some("code") => {
-                            if let Some(code) = message["code"].as_str() {
-                                let lesson = message["lesson_id"].as_i64().unwrap_or(0);
+                    // Only the fields read here, borrowed: the load generator shares the two
+                    // cores with the server, so it should spend as little as it can per frame.
+                    let Ok(message) = serde_json::from_str::<Incoming<'_>>(&text) else { continue };
+                    let opens_at = *observed.opens_at.lock().unwrap();
+                    let opening = |at: Option<&str>| at.and_then(|at| at.parse::<DateTime<Utc>>().ok()) == opens_at;
+                    match message.kind {
+                        "state" if opens_at.is_some() && opening(message.checkin.and_then(|c| c.opened_at)) => {
+                            if let Some(delay) = since(message.checkin.and_then(|c| c.opened_at), now) {
+                                observed.opening_states.lock().unwrap().push(delay);
+                            }
+                        }
+                        "code" => {
+                            if let (Some(code), Some(lesson)) = (message.code, message.lesson_id) {
                                 observed.codes.lock().unwrap().insert(lesson, code.to_owned());
                             }
-                            if observed.measuring.load(Ordering::SeqCst) {
-                                if let Some(delay) = since(&message["valid_from"], now) {
+                            if opens_at.is_some() && opening(message.valid_from) {
+                                if let Some(delay) = since(message.valid_from, now) {
+                                    observed.opening_codes.lock().unwrap().push(delay);
+                                }
+                            } else if observed.measuring.load(Ordering::SeqCst) {
+                                if let Some(delay) = since(message.valid_from, now) {
                                     observed.code_delays.lock().unwrap().push(delay);
                                 }
-                                if let Some(transit) = since(&message["server_time"], now) {
+                                if let Some(transit) = since(message.server_time, now) {
                                     observed.code_transit.lock().unwrap().push(transit);
                                 }
                             }
                         }
-                        Some("checkin") if observed.measuring.load(Ordering::SeqCst) => {
-                            if let Some(delay) = since(&message["record"]["checked_in_at"], now) {
+                        "checkin" if observed.measuring.load(Ordering::SeqCst) => {
+                            if let Some(delay) = since(message.record.and_then(|r| r.checked_in_at), now) {
                                 observed.checkin_delays.lock().unwrap().push(delay);
                             }
                         }
@@ -133,6 +190,18 @@ fn main() {
             rss_after / 1024,
             (rss_after.saturating_sub(rss_before)) as f64 / connected.max(1) as f64,
         );
+
+        let planned_opening = *observed.opens_at.lock().unwrap();
+        if let Some(opens_at) = planned_opening {
+            let wait = (opens_at - Utc::now()).to_std().unwrap_or_default();
+            println!("waiting {:.0} s for the automatic opening (raise BENCH_LEAD_SECONDS if 0)", wait.as_secs_f64());
+            tokio::time::sleep(wait + Duration::from_secs(2)).await;
+            let states = observed.opening_states.lock().unwrap().clone();
+            let codes = observed.opening_codes.lock().unwrap().clone();
+            println!("automatic opening seen by {} state events and {} first codes", states.len(), codes.len());
+            println!("{}", summary("automatic opening: state event delay", states));
+            println!("{}", summary("automatic opening: first code delay", codes));
+        }
 
         // Measure from the next step boundary on, with check-ins at a steady rate.
         let boundary = (Utc::now().timestamp() / ROTATION as i64 + 1) * ROTATION as i64;

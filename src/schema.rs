@@ -21,6 +21,7 @@ diesel::table! {
         device_id -> Nullable<Text>,
         note -> Nullable<Text>,
         updated_at -> Timestamptz,
+        stale_code -> Bool,
     }
 }
 
@@ -68,6 +69,9 @@ diesel::table! {
         teacher_id -> Int8,
         created_at -> Timestamptz,
         time_zone -> Text,
+        late_weight -> Float8,
+        excused_mode -> Text,
+        warn_below -> Nullable<Float8>,
     }
 }
 

@@ -234,6 +234,31 @@ pub async fn open_all(
     codes
 }
 
+/// Gives every lesson automatic check-in, opening at `opens_at` (its start) with these
+/// settings, through `PATCH /lessons/{id}`: nothing is opened by hand.
+pub async fn schedule_all(
+    client: &reqwest::Client,
+    base: &str,
+    world: &World,
+    rotation_seconds: u32,
+    opens_at: chrono::DateTime<chrono::Utc>,
+) {
+    let body = serde_json::json!({
+        "starts_at": opens_at,
+        "auto_checkin": {"open_offset_minutes": 0, "rotation_seconds": rotation_seconds, "duration_seconds": 14400},
+    });
+    for (lesson, teacher) in world.lessons.iter().zip(&world.teachers) {
+        let planned = client
+            .patch(format!("{base}/api/v1/lessons/{lesson}"))
+            .bearer_auth(teacher)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(planned.status(), 200, "plan lesson {lesson}");
+    }
+}
+
 /// p-th percentile (0..=100) of sorted durations, in milliseconds.
 pub fn percentile(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {

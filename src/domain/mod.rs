@@ -7,6 +7,7 @@ pub mod code;
 pub mod enrolment;
 pub mod lesson;
 pub mod page;
+pub mod policy;
 pub mod series;
 pub mod settings;
 pub mod status;

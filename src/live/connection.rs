@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use actix_ws::{CloseCode, CloseReason, Message, MessageStream, ProtocolError, Session};
 use bytestring::ByteString;
 use tokio::sync::broadcast::error::RecvError;
+use futures_util::FutureExt;
 use tokio::sync::{broadcast, watch};
 
 use super::Heartbeat;
@@ -79,6 +80,12 @@ impl Live<'_> {
         heartbeat.tick().await;
         let mut last_heard = Instant::now();
         let mut flood = (Instant::now(), 0u32);
+        // Made once, not per message: every connection waits on the one shutdown channel,
+        // and re-registering 10,000 waiters on it at each code step is a contended lock.
+        // Fused: a branch that finished without ending the loop (a dropped sender) stays
+        // pending instead of being polled again.
+        let mut shutting_down = std::pin::pin!(shutdown.wait_for(|stopping| *stopping).fuse());
+        let mut session_revoked = std::pin::pin!(revoked.wait_for(|revoked| *revoked).fuse());
         loop {
             tokio::select! {
                 message = messages.recv() => match message {
@@ -124,10 +131,10 @@ impl Live<'_> {
                         return None;
                     }
                 }
-                _ = shutdown.wait_for(|stopping| *stopping) => {
+                _ = &mut shutting_down => {
                     return Some(reason(CloseCode::Away, "server shutting down"));
                 }
-                Ok(_) = revoked.wait_for(|revoked| *revoked) => {
+                Ok(_) = &mut session_revoked => {
                     return Some(reason(CloseCode::Policy, "session revoked"));
                 }
             }
@@ -135,8 +142,15 @@ impl Live<'_> {
     }
 
     /// Sends one text frame; false if the client is gone or too slow to take it.
+    /// Sends a message; false if the client is gone or has not taken it within the send
+    /// timeout. The timer is armed only when the message cannot be handed over at once, so
+    /// a burst of code frames to thousands of dashboards sets no timers.
     async fn send(&mut self, text: ByteString) -> bool {
-        matches!(tokio::time::timeout(self.heartbeat.send_timeout, self.session.text(text)).await, Ok(Ok(())))
+        let mut sending = std::pin::pin!(self.session.text(text));
+        match sending.as_mut().now_or_never() {
+            Some(sent) => sent.is_ok(),
+            None => matches!(tokio::time::timeout(self.heartbeat.send_timeout, sending).await, Ok(Ok(()))),
+        }
     }
 }
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
+use crate::domain::window::CheckinLink;
 use crate::domain::zone::Zone;
 
 /// Shortest JWT secret we accept, in bytes (HS256 wants at least its output size).
@@ -29,6 +30,8 @@ pub struct Settings {
     pub activation_ttl: Duration,
     /// The time zone of a course created without one.
     pub default_time_zone: Zone,
+    /// The check-in link (with `{code}`) that code frames and QR codes carry, if any.
+    pub checkin_link: Option<CheckinLink>,
     pub data_dir: PathBuf,
     pub cors_origins: Vec<String>,
     /// Peers whose `X-Forwarded-For` we believe.
@@ -136,6 +139,11 @@ impl Settings {
                 Some(name) => Zone::parse(name.trim())
                     .map_err(|message| ConfigError { variable: "ROLLCALL_DEFAULT_TIME_ZONE", message })?,
             },
+            checkin_link: var("ROLLCALL_CHECKIN_URL")
+                .filter(|url| !url.trim().is_empty())
+                .map(|url| CheckinLink::parse(&url))
+                .transpose()
+                .map_err(|message| ConfigError { variable: "ROLLCALL_CHECKIN_URL", message })?,
             data_dir: var("ROLLCALL_DATA_DIR").map_or_else(|| PathBuf::from(".rollcall"), PathBuf::from),
             cors_origins: list(&var, "ROLLCALL_CORS_ORIGINS", |origin| {
                 let url = url::Url::parse(origin).map_err(|e| e.to_string())?;
@@ -255,6 +263,10 @@ mod tests {
         assert_eq!(
             settings(&[("ROLLCALL_DEFAULT_TIME_ZONE", "Europe/Viena")]).unwrap_err().variable,
             "ROLLCALL_DEFAULT_TIME_ZONE"
+        );
+        assert_eq!(
+            settings(&[("ROLLCALL_CHECKIN_URL", "https://x.edu/checkin")]).unwrap_err().variable,
+            "ROLLCALL_CHECKIN_URL"
         );
         assert_eq!(
             settings(&[("ROLLCALL_TOKEN_TTL_SECONDS", "5")]).unwrap_err().variable,

@@ -90,6 +90,8 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("this route does not accept that method")]
     MethodNotAllowed,
+    #[error("this route answers application/json, text/csv or an Excel workbook; the Accept header names none of them")]
+    NotAcceptable,
     #[error("you already have {limit} live connections open; close one first")]
     TooManyConnections { limit: usize },
     #[error("{0}; try again shortly")]
@@ -127,6 +129,7 @@ impl ApiError {
             Self::HeadersTooLarge { .. } => "headers_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::MethodNotAllowed => "method_not_allowed",
+            Self::NotAcceptable => "not_acceptable",
             Self::TooManyConnections { .. } => "too_many_connections",
             Self::ServerBusy(_) => "server_busy",
             Self::DatabaseUnavailable => "database_unavailable",
@@ -159,6 +162,7 @@ impl ApiError {
             Self::HeadersTooLarge { .. } => "Request header fields too large",
             Self::UnsupportedMediaType(_) => "Unsupported media type",
             Self::MethodNotAllowed => "Method not allowed",
+            Self::NotAcceptable => "Not acceptable",
             Self::TooManyConnections { .. } => "Too many connections",
             Self::ServerBusy(_) => "Server busy",
             Self::DatabaseUnavailable => "Service unavailable",
@@ -196,6 +200,7 @@ impl ResponseError for ApiError {
             Self::Forbidden(_) | Self::AccountDisabled | Self::WrongCurrentPassword => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
             Self::Conflict(_)
             | Self::CheckinAlreadyOpen
             | Self::CheckinNotOpen

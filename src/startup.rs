@@ -20,6 +20,7 @@ use crate::client::TrustedProxies;
 use crate::clock::{Clock, SharedClock};
 use crate::config::Settings;
 use crate::courses::DefaultTimeZone;
+use crate::lessons::checkin_control::CheckinLinks;
 use crate::db::DbPool;
 use crate::live::limits::ConnectionLimits;
 use crate::live::{self, Heartbeat, LiveSettings, hub::Hub};
@@ -65,10 +66,14 @@ fn api(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(lessons::checkin_control::open_checkin)
         .service(lessons::checkin_control::close_checkin)
         .service(lessons::checkin_control::get_checkin_code)
+        .service(lessons::checkin_control::get_checkin_qr)
         .service(checkins::create_checkin)
         .service(attendance::list_my_attendance)
+        .service(attendance::list_my_courses_attendance)
         .service(attendance::get_lesson_attendance)
         .service(attendance::set_attendance)
+        .service(attendance::mark_many)
+        .service(attendance::get_record_history)
         .service(attendance::get_course_attendance)
         .service(live::tickets::create_ws_ticket)
         .service(live::live_checkin);
@@ -164,6 +169,7 @@ struct State {
     metrics: web::Data<Metrics>,
     hasher: web::Data<Hasher>,
     time_zone: web::Data<DefaultTimeZone>,
+    links: web::Data<CheckinLinks>,
 }
 
 impl State {
@@ -181,6 +187,7 @@ impl State {
             .app_data(self.metrics)
             .app_data(self.hasher)
             .app_data(self.time_zone)
+            .app_data(self.links)
     }
 }
 
@@ -206,7 +213,7 @@ impl Application {
         let port = listener.local_addr()?.port();
         let limits = ConnectionLimits::new(settings.ws_max_connections, settings.ws_max_per_user);
         let revoked = Arc::new(RevokedSessions::new());
-        let hub = Hub::new(pool.clone(), clock.clone(), limits, revoked.clone());
+        let hub = Hub::new(pool.clone(), clock.clone(), limits, revoked.clone(), settings.checkin_link.clone());
         tokio::spawn(live::listener::listen(database_url.to_owned(), hub.clone()));
         let keys =
             TokenKeys::new(jwt_secret, &settings.jwt_issuer, &settings.jwt_audience, settings.token_ttl);
@@ -235,6 +242,7 @@ impl Application {
             metrics: web::Data::new(Metrics::new()),
             hasher: web::Data::new(Hasher::for_this_machine()),
             time_zone: web::Data::new(DefaultTimeZone(settings.default_time_zone)),
+            links: web::Data::new(CheckinLinks(settings.checkin_link.clone())),
         };
         let hasher = state.hasher.clone();
         let cors_origins = settings.cors_origins.clone();

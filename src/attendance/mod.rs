@@ -1,13 +1,20 @@
 //! A lesson's results for its teacher (JSON or CSV), teacher changes with an audit trail,
 //! the per-course report, and a student's own history (`/me/attendance`).
 
+mod bulk;
+mod course;
 pub mod export;
+mod history;
 mod mine;
+mod my_courses;
 pub mod records;
-mod report;
+pub mod report;
 
+pub use bulk::mark_many;
+pub use course::get_course_attendance;
+pub use history::get_record_history;
 pub use mine::list_my_attendance;
-pub use report::get_course_attendance;
+pub use my_courses::list_my_courses_attendance;
 
 use std::collections::HashSet;
 
@@ -29,11 +36,13 @@ use crate::error::{ApiError, problems};
 use crate::events::{self, Event};
 use crate::lessons::{Lesson, queries as lesson_queries};
 use crate::rejections::JsonObject;
-use export::{FormatQuery, csv_response, text_cell, to_csv, wants_csv};
+use export::{Cell, Format, FormatQuery, Table, negotiate};
 use records::{Change, RecordRow};
 
 /// The proxy-attendance flag for a device that checked in more than one student.
 pub const SHARED_DEVICE: &str = "shared_device";
+/// The flag of a check-in made with the previous step's code in its grace period.
+pub const STALE_CODE: &str = "stale_code";
 
 /// One student's attendance for a lesson.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -52,7 +61,9 @@ pub struct AttendanceRecord {
     pub note: Option<String>,
     /// Proxy-attendance signals for the teacher to look into, never a verdict.
     /// `shared_device`: the device this student checked in from (the SPA's `X-Device-Id`)
-    /// also checked in at least one other student for this lesson.
+    /// also checked in at least one other student for this lesson. `stale_code`: the
+    /// check-in used the previous step's code in its grace period (a hint that the code was
+    /// relayed).
     #[schema(example = json!(["shared_device"]))]
     pub flags: Vec<String>,
 }
@@ -109,12 +120,7 @@ fn record(
     shared: &HashSet<String>,
     now: DateTime<Utc>,
 ) -> AttendanceRecord {
-    let flags = row
-        .as_ref()
-        .and_then(|r| r.device_id.as_ref())
-        .filter(|device| shared.contains(*device))
-        .map(|_| vec![SHARED_DEVICE.to_owned()])
-        .unwrap_or_default();
+    let flags = row.as_ref().map(|r| course::flags(r, Some(shared))).unwrap_or_default();
     AttendanceRecord {
         student,
         status: status::status(row.as_ref().map(|r| r.status), latest, now),
@@ -153,18 +159,24 @@ problems!(GetLessonAttendanceProblems {
     ApiError::BadRequest(String::new()) => "Unknown `format`",
     ApiError::Forbidden("") => "Not the course's teacher or an admin",
     ApiError::NotFound("") => "No such lesson",
+    ApiError::NotAcceptable => "The `Accept` header names nothing this route produces",
 });
+
+const LESSON_COLUMNS: [&str; 6] = ["student_number", "username", "real_name", "status", "checked_in_at", "method"];
 
 /// A lesson's results (the course's teacher, admin).
 ///
 /// One record per student the lesson counts for — those enrolled when its check-in was
 /// first opened (or enrolled now, if it never was) — plus anyone with a record, and a
-/// summary over them; the summary's `enrolled` is how many of them are enrolled now. `flags` carries proxy-attendance signals: `shared_device` marks
-/// every student checked in from a device (`X-Device-Id`) that checked in more than one
-/// student — worth a look, not proof. With `Accept: text/csv` or `?format=csv` the answer is
-/// a CSV file (UTF-8, header row, one row per student: student_number, username, real_name,
-/// status, checked_in_at, method; times on the course's local clock with their offset, `Z`
-/// for a UTC course; text that a spreadsheet would run as a formula is prefixed with `'`).
+/// summary over them; the summary's `enrolled` is how many of them are enrolled now. `flags`
+/// carries proxy-attendance signals (`shared_device`, `stale_code`) — worth a look, not
+/// proof. With `Accept: text/csv` or `?format=csv` the answer is a CSV file (UTF-8, header
+/// row, one row per student: student_number, username, real_name, status, checked_in_at,
+/// method; times on the course's local clock with their offset, `Z` for a UTC course; text
+/// that a spreadsheet would run as a formula is prefixed with `'`); with `?format=xlsx` or
+/// `Accept: application/vnd.openxmlformats-officedocument.spreadsheetml.sheet`, an Excel
+/// workbook with the same columns (times as date-time cells, header row frozen). An
+/// `Accept` naming none of these is 406.
 #[utoipa::path(
     tag = "attendance",
     params(("lesson_id" = i64, Path, description = "Lesson id"), FormatQuery),
@@ -172,6 +184,7 @@ problems!(GetLessonAttendanceProblems {
         (status = 200, description = "The results", content(
             (LessonAttendance = "application/json"),
             (String = "text/csv", example = "student_number,username,real_name,status,checked_in_at,method\nD0001,demo.student01,Ada Lovelace,present,2026-11-25T08:01:12Z,code\n"),
+            (Vec<u8> = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
         )),
         GetLessonAttendanceProblems,
     )
@@ -185,6 +198,7 @@ pub async fn get_lesson_attendance(
     path: web::Path<i64>,
     format: web::Query<FormatQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    let format = negotiate(&req, format.format)?;
     let (lesson_id, user, now) = (path.into_inner(), caller.user, clock.now());
     let (results, zone) = db::run(&pool, move |conn| -> Result<_, ApiError> {
         let (course_id, _) = access::check_lesson(conn, lesson_id, &user, access::STAFF)?;
@@ -192,22 +206,25 @@ pub async fn get_lesson_attendance(
         Ok((lesson_attendance(conn, course_id, lesson_id, now)?.0, zone))
     })
     .await?;
-    if !wants_csv(&req, &format) {
+    if format == Format::Json {
         return Ok(HttpResponse::Ok().json(results));
     }
-    let rows = results.records.into_iter().map(|r| {
-        vec![
-            text_cell(r.student.student_number.as_deref().unwrap_or_default()),
-            r.student.username,
-            text_cell(&r.student.real_name),
-            r.status.to_string(),
-            r.checked_in_at.map(|at| zone.format(at)).unwrap_or_default(),
-            r.method.map(|m| m.to_string()).unwrap_or_default(),
-        ]
-    });
-    let csv =
-        to_csv(&["student_number", "username", "real_name", "status", "checked_in_at", "method"], rows)?;
-    Ok(csv_response(&format!("lesson-{lesson_id}-attendance.csv"), csv))
+    let rows = results
+        .records
+        .into_iter()
+        .map(|r| {
+            vec![
+                Cell::text(r.student.student_number.as_deref()),
+                Cell::Plain(r.student.username),
+                Cell::Text(r.student.real_name),
+                Cell::Plain(r.status.to_string()),
+                Cell::time(r.checked_in_at),
+                r.method.map_or(Cell::Empty, |m| Cell::Plain(m.to_string())),
+            ]
+        })
+        .collect();
+    let table = Table { header: LESSON_COLUMNS.to_vec(), rows };
+    table.download(format, zone, &format!("lesson-{lesson_id}-attendance"))
 }
 
 /// A teacher's change to one student's status for a lesson.

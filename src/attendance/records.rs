@@ -1,6 +1,6 @@
 //! Attendance records as stored, and the queries that read and write them.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -21,6 +21,8 @@ pub struct RecordRow {
     pub checked_in_at: Option<DateTime<Utc>>,
     pub note: Option<String>,
     pub device_id: Option<String>,
+    /// Made with the previous step's code in its grace period.
+    pub stale_code: bool,
 }
 
 pub struct NewCheckin<'a> {
@@ -32,6 +34,8 @@ pub struct NewCheckin<'a> {
     pub client_ip: Option<&'a str>,
     pub user_agent: Option<&'a str>,
     pub device_id: Option<&'a str>,
+    /// The code was the previous step's, accepted in its grace period.
+    pub stale_code: bool,
 }
 
 /// Records code check-ins in one statement, skipping any student who already has a
@@ -53,6 +57,7 @@ pub fn insert_checkins(conn: &mut PgConnection, new: &[NewCheckin<'_>]) -> Query
                 attendance::client_ip.eq(new.client_ip),
                 attendance::user_agent.eq(new.user_agent),
                 attendance::device_id.eq(new.device_id),
+                attendance::stale_code.eq(new.stale_code),
                 attendance::updated_at.eq(new.at),
             )
         })
@@ -138,14 +143,23 @@ pub fn may_mark(
 
 /// Device ids that checked in more than one student for the lesson.
 pub fn shared_devices(conn: &mut PgConnection, lesson_id: i64) -> QueryResult<HashSet<String>> {
-    let devices: Vec<Option<String>> = attendance::table
-        .filter(attendance::lesson_id.eq(lesson_id))
+    Ok(shared_devices_of(conn, &[lesson_id])?.remove(&lesson_id).unwrap_or_default())
+}
+
+/// For each of these lessons, the device ids that checked in more than one student.
+pub fn shared_devices_of(conn: &mut PgConnection, lesson_ids: &[i64]) -> QueryResult<HashMap<i64, HashSet<String>>> {
+    let devices: Vec<(i64, Option<String>)> = attendance::table
+        .filter(attendance::lesson_id.eq_any(lesson_ids))
         .filter(attendance::device_id.is_not_null())
-        .group_by(attendance::device_id)
+        .group_by((attendance::lesson_id, attendance::device_id))
         .having(diesel::dsl::count_star().gt(1))
-        .select(attendance::device_id)
+        .select((attendance::lesson_id, attendance::device_id))
         .load(conn)?;
-    Ok(devices.into_iter().flatten().collect())
+    let mut shared: HashMap<i64, HashSet<String>> = HashMap::new();
+    for (lesson, device) in devices {
+        shared.entry(lesson).or_default().extend(device);
+    }
+    Ok(shared)
 }
 
 pub struct Change<'a> {

@@ -1,23 +1,19 @@
-//! `GET /courses/{id}/attendance`: each student's totals over the course's lessons whose
-//! check-in has opened at least once and that count for them.
+//! A course's attendance report: each student's totals over the course's lessons whose
+//! check-in has opened and that count for them, rated by the course's policy.
 
 use std::collections::{HashMap, HashSet};
 
-use actix_web::{HttpRequest, HttpResponse, get, web};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::export::{FormatQuery, csv_response, text_cell, to_csv, wants_csv};
-use crate::auth::extract::Authenticated;
-use crate::clock::Clock;
-use crate::courses::{access, queries as courses};
-use crate::db::{self, DbPool};
-use crate::domain::enrolment;
+use crate::courses::queries as courses;
+use crate::domain::enrolment::{self, Enrolment};
+use crate::domain::policy::{Policy, Tally};
 use crate::domain::status::{RecordStatus, Status, status};
 use crate::domain::user::UserRef;
-use crate::error::{ApiError, problems};
+use crate::domain::window::Window;
 use crate::lessons::queries as lessons;
 use crate::schema::{attendance, lessons as lessons_table, users};
 
@@ -41,168 +37,125 @@ pub struct CourseAttendanceRow {
     /// Lessons where the student is `absent` (check-in closed without a record, or marked
     /// absent).
     pub absent: i64,
-    /// (present + late) / `lessons_counted`, in 0..=1; `null` when no lesson counts yet.
+    /// By the course's policy: `(present + late_weight × late + [excused if "present"]) /
+    /// (lessons_counted − [excused if "exclude"])`, in 0..=1; `null` when that is 0 / 0. The
+    /// default policy gives v1's `(present + late) / lessons_counted`.
     #[schema(example = 0.75, required = true)]
     pub attendance_rate: Option<f64>,
+    /// The rate is below the policy's `warn_below` (false without one, or without a rate).
+    pub below_threshold: bool,
     /// When the student last checked in (or, for a teacher's `present`/`late` without a
     /// check-in, when that lesson's check-in opened).
     #[schema(required = true)]
     pub last_attended_at: Option<DateTime<Utc>>,
 }
 
-problems!(GetCourseAttendanceProblems {
-    ApiError::BadRequest(String::new()) => "Unknown `format`",
-    ApiError::Forbidden("") => "Not the course's teacher or an admin",
-    ApiError::NotFound("") => "No such course",
-});
-
-/// A course's attendance report (the course's teacher, admin).
-///
-/// One row per student who is or was enrolled, over the course's lessons whose check-in has
-/// been opened at least once and that count for them: first opened while they were enrolled,
-/// or with a record of theirs. A student who joined in week 5 is not absent for weeks 1–4; a
-/// student who left keeps the weeks they were there and carries `left_at`. A lesson still
-/// open counts, and its `pending` students are in no column until it closes. CSV with
-/// `Accept: text/csv` or `?format=csv` (columns student_number, username, real_name,
-/// present, late, excused, absent, attendance_rate, last_attended_at, lessons_counted,
-/// left_at; an empty rate when no lesson counts; times on the course's local clock with
-/// their offset, `Z` for a UTC course).
-#[utoipa::path(
-    tag = "attendance",
-    params(("course_id" = i64, Path, description = "Course id"), FormatQuery),
-    responses(
-        (status = 200, description = "The report", content(
-            (Vec<CourseAttendanceRow> = "application/json"),
-            (String = "text/csv"),
-        )),
-        GetCourseAttendanceProblems,
-    )
-)]
-#[get("/courses/{course_id}/attendance")]
-pub async fn get_course_attendance(
-    pool: web::Data<DbPool>,
-    clock: web::Data<dyn Clock>,
-    req: HttpRequest,
-    caller: Authenticated,
-    path: web::Path<i64>,
-    format: web::Query<FormatQuery>,
-) -> Result<HttpResponse, ApiError> {
-    let (course_id, user, now) = (path.into_inner(), caller.user, clock.now());
-    let (report, zone) = db::run(&pool, move |conn| -> Result<_, ApiError> {
-        access::check_course(conn, course_id, &user, access::STAFF)?;
-        Ok((course_report(conn, course_id, now)?, courses::time_zone(conn, course_id)?))
-    })
-    .await?;
-    if !wants_csv(&req, &format) {
-        return Ok(HttpResponse::Ok().json(report));
-    }
-    let rows = report.into_iter().map(|r| {
-        vec![
-            text_cell(r.student.student_number.as_deref().unwrap_or_default()),
-            r.student.username,
-            text_cell(&r.student.real_name),
-            r.present.to_string(),
-            r.late.to_string(),
-            r.excused.to_string(),
-            r.absent.to_string(),
-            r.attendance_rate.map(|rate| format!("{rate:.4}")).unwrap_or_default(),
-            r.last_attended_at.map(|at| zone.format(at)).unwrap_or_default(),
-            r.lessons_counted.to_string(),
-            r.left_at.map(|at| zone.format(at)).unwrap_or_default(),
-        ]
-    });
-    let header = [
-        "student_number",
-        "username",
-        "real_name",
-        "present",
-        "late",
-        "excused",
-        "absent",
-        "attendance_rate",
-        "last_attended_at",
-        "lessons_counted",
-        "left_at",
-    ];
-    Ok(csv_response(&format!("course-{course_id}-attendance.csv"), to_csv(&header, rows)?))
+/// The lessons a report counts and the records in them.
+pub struct Held {
+    /// Opened by now and not cancelled, by start time then id: (lesson, first opened).
+    pub lessons: Vec<(lessons::LessonRow, DateTime<Utc>)>,
+    pub windows: HashMap<i64, Window>,
+    /// Keyed by (student, lesson).
+    pub records: HashMap<(i64, i64), crate::attendance::records::RecordRow>,
+    pub enrolments: HashMap<i64, Enrolment>,
+    pub policy: Policy,
 }
 
-/// A record's status and check-in time, keyed by (student, lesson).
-type StoredRecord = (RecordStatus, Option<DateTime<Utc>>);
+impl Held {
+    /// The course's held lessons, its enrolments and records, and its policy, in five
+    /// queries however many students and lessons.
+    pub fn load(conn: &mut PgConnection, course_id: i64, now: DateTime<Utc>) -> QueryResult<Self> {
+        let enrolments = courses::enrolments_in(conn, course_id)?;
+        let rows: Vec<lessons::LessonRow> = lessons_table::table
+            .filter(lessons_table::course_id.eq(course_id))
+            .filter(lessons_table::first_opened_at.le(now))
+            .filter(lessons_table::cancelled.eq(false))
+            .select(lessons::LessonRow::as_select())
+            .order((lessons_table::starts_at.asc().nulls_last(), lessons_table::id.asc()))
+            .load(conn)?;
+        let ids: Vec<i64> = rows.iter().map(|l| l.id).collect();
+        let windows = lessons::latest_windows(conn, &ids)?;
+        let records = attendance::table
+            .filter(attendance::lesson_id.eq_any(&ids))
+            .select(crate::attendance::records::RecordRow::as_select())
+            .load::<crate::attendance::records::RecordRow>(conn)?
+            .into_iter()
+            .map(|row| ((row.student_id, row.lesson_id), row))
+            .collect();
+        let lessons = rows.into_iter().filter_map(|l| l.first_opened_at.map(|at| (l, at))).collect();
+        Ok(Self { lessons, windows, records, enrolments, policy: courses::policy(conn, course_id)? })
+    }
 
-/// Five queries, however many students and lessons.
+    /// Everyone with a period in the course, and (should one ever lack it) anyone with a
+    /// record, ordered by student number then username.
+    pub fn students(&self, conn: &mut PgConnection) -> QueryResult<Vec<UserRef>> {
+        let ids: HashSet<i64> =
+            self.enrolments.keys().copied().chain(self.records.keys().map(|(student, _)| *student)).collect();
+        users::table
+            .filter(users::id.eq_any(ids))
+            .select(UserRef::as_select())
+            .order((users::student_number.asc().nulls_last(), users::username.asc()))
+            .load(conn)
+    }
+
+    /// The held lessons that count for the student, each with the student's status in it.
+    pub fn counted<'a>(
+        &'a self,
+        student_id: i64,
+        now: DateTime<Utc>,
+    ) -> impl Iterator<Item = (&'a lessons::LessonRow, &'a Window, Status)> + 'a {
+        let enrolment = self.enrolments.get(&student_id).unwrap_or(&enrolment::NEVER);
+        self.lessons.iter().filter_map(move |(lesson, first_opened_at)| {
+            let window = self.windows.get(&lesson.id)?;
+            let record = self.records.get(&(student_id, lesson.id));
+            enrolment
+                .counts(Some(*first_opened_at), record.is_some())
+                .then(|| (lesson, window, status(record.map(|r| r.status), Some(window), now)))
+        })
+    }
+
+    /// The student's row of the report.
+    pub fn row(&self, student: UserRef, now: DateTime<Utc>) -> CourseAttendanceRow {
+        let mut tally = Tally::default();
+        let mut last_attended_at = None;
+        for (lesson, window, status) in self.counted(student.id, now) {
+            tally.counted += 1;
+            match status {
+                Status::Present => tally.present += 1,
+                Status::Late => tally.late += 1,
+                Status::Excused => tally.excused += 1,
+                Status::Absent => tally.absent += 1,
+                Status::Pending | Status::NotStarted => continue,
+            }
+            if let Some(record) = self.records.get(&(student.id, lesson.id))
+                && matches!(record.status, RecordStatus::Present | RecordStatus::Late)
+            {
+                let attended = record.checked_in_at.unwrap_or(window.opened_at);
+                last_attended_at = last_attended_at.max(Some(attended));
+            }
+        }
+        let rate = self.policy.rate(&tally);
+        CourseAttendanceRow {
+            left_at: self.enrolments.get(&student.id).and_then(Enrolment::left_at),
+            student,
+            lessons_counted: tally.counted,
+            present: tally.present,
+            late: tally.late,
+            excused: tally.excused,
+            absent: tally.absent,
+            attendance_rate: rate,
+            below_threshold: self.policy.below_threshold(rate),
+            last_attended_at,
+        }
+    }
+}
+
+/// The course's report, one row per student who is or was enrolled.
 pub fn course_report(
     conn: &mut PgConnection,
     course_id: i64,
     now: DateTime<Utc>,
 ) -> QueryResult<Vec<CourseAttendanceRow>> {
-    let enrolments = courses::enrolments_in(conn, course_id)?;
-    let opened: Vec<(i64, Option<DateTime<Utc>>)> = lessons_table::table
-        .filter(lessons_table::course_id.eq(course_id))
-        .filter(lessons_table::first_opened_at.le(now))
-        .filter(lessons_table::cancelled.eq(false))
-        .select((lessons_table::id, lessons_table::first_opened_at))
-        .load(conn)?;
-    let lesson_ids: Vec<i64> = opened.iter().map(|(id, _)| *id).collect();
-    let windows = lessons::latest_windows(conn, &lesson_ids)?;
-    let records: HashMap<(i64, i64), StoredRecord> = attendance::table
-        .filter(attendance::lesson_id.eq_any(&lesson_ids))
-        .select((
-            attendance::student_id,
-            attendance::lesson_id,
-            attendance::status,
-            attendance::checked_in_at,
-        ))
-        .load::<(i64, i64, RecordStatus, Option<DateTime<Utc>>)>(conn)?
-        .into_iter()
-        .map(|(student, lesson, status, at)| ((student, lesson), (status, at)))
-        .collect();
-    // Everyone with a period, and (should one ever lack it) anyone with a record.
-    let student_ids: HashSet<i64> =
-        enrolments.keys().copied().chain(records.keys().map(|(s, _)| *s)).collect();
-    let students: Vec<UserRef> = users::table
-        .filter(users::id.eq_any(student_ids))
-        .select(UserRef::as_select())
-        .order((users::student_number.asc().nulls_last(), users::username.asc()))
-        .load(conn)?;
-    Ok(students
-        .into_iter()
-        .map(|student| {
-            let enrolment = enrolments.get(&student.id).unwrap_or(&enrolment::NEVER);
-            let mut row = CourseAttendanceRow {
-                lessons_counted: 0,
-                left_at: enrolment.left_at(),
-                present: 0,
-                late: 0,
-                excused: 0,
-                absent: 0,
-                attendance_rate: None,
-                last_attended_at: None,
-                student,
-            };
-            for (lesson_id, first_opened_at) in &opened {
-                let Some(window) = windows.get(lesson_id) else { continue };
-                let record = records.get(&(row.student.id, *lesson_id));
-                if !enrolment.counts(*first_opened_at, record.is_some()) {
-                    continue;
-                }
-                row.lessons_counted += 1;
-                match status(record.map(|(s, _)| *s), Some(window), now) {
-                    Status::Present => row.present += 1,
-                    Status::Late => row.late += 1,
-                    Status::Excused => row.excused += 1,
-                    Status::Absent => row.absent += 1,
-                    Status::Pending | Status::NotStarted => continue,
-                }
-                if let Some((RecordStatus::Present | RecordStatus::Late, at)) = record {
-                    let attended = at.unwrap_or(window.opened_at);
-                    row.last_attended_at = row.last_attended_at.max(Some(attended));
-                }
-            }
-            if row.lessons_counted > 0 {
-                row.attendance_rate = Some((row.present + row.late) as f64 / row.lessons_counted as f64);
-            }
-            row
-        })
-        .collect())
+    let held = Held::load(conn, course_id, now)?;
+    Ok(held.students(conn)?.into_iter().map(|student| held.row(student, now)).collect())
 }

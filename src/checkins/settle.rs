@@ -23,7 +23,7 @@ enum Decision<'a> {
     Revoked,
     Throttled { retry_after_secs: u64 },
     Rejected(Verdict),
-    Accept { open: &'a OpenWindow, status: RecordStatus },
+    Accept { open: &'a OpenWindow, status: RecordStatus, stale: bool },
 }
 
 fn decide<'a>(attempt: &Attempt, failures: &[DateTime<Utc>], windows: &[&'a OpenWindow]) -> Decision<'a> {
@@ -37,11 +37,16 @@ fn decide<'a>(attempt: &Attempt, failures: &[DateTime<Utc>], windows: &[&'a Open
     let open: Vec<&&OpenWindow> = windows.iter().filter(|o| o.window.is_open(attempt.now)).collect();
     let verdicts: Vec<Verdict> =
         open.iter().map(|o| o.window.schedule().verify(&attempt.code, attempt.now)).collect();
-    match verdicts.iter().position(|v| *v == Verdict::Accepted) {
+    // The current code of any window first; else a previous one in its grace period.
+    let accepted = verdicts
+        .iter()
+        .position(|v| *v == Verdict::Accepted)
+        .or_else(|| verdicts.iter().position(|v| *v == Verdict::Stale));
+    match accepted {
         Some(i) => {
             let window = &open[i].window;
             let status = if window.is_late(attempt.now) { RecordStatus::Late } else { RecordStatus::Present };
-            Decision::Accept { open: open[i], status }
+            Decision::Accept { open: open[i], status, stale: verdicts[i] == Verdict::Stale }
         }
         None if verdicts.contains(&Verdict::Expired) => Decision::Rejected(Verdict::Expired),
         None => Decision::Rejected(Verdict::Invalid),
@@ -116,7 +121,7 @@ pub(super) fn settle_in(
         .iter()
         .zip(&decisions)
         .filter_map(|(a, d)| match d {
-            Decision::Accept { open, status } => Some(NewCheckin {
+            Decision::Accept { open, status, stale } => Some(NewCheckin {
                 lesson_id: open.window.lesson_id,
                 student_id: a.student_id,
                 window_id: open.window.id,
@@ -125,6 +130,7 @@ pub(super) fn settle_in(
                 client_ip: a.client.ip.as_deref(),
                 user_agent: a.client.user_agent.as_deref(),
                 device_id: a.client.device_id.as_deref(),
+                stale_code: *stale,
             }),
             _ => None,
         })
@@ -225,9 +231,10 @@ mod tests {
         let code = second.window.schedule().code(4);
         let windows = [&first, &second];
         match decide(&attempt(code.clone(), at(45)), &[], &windows) {
-            Decision::Accept { open, status } => {
+            Decision::Accept { open, status, stale } => {
                 assert_eq!(open.window.id, 2);
                 assert_eq!(status, RecordStatus::Late, "45 s after opening, late after 30");
+                assert!(!stale, "the current step's code");
             }
             _ => panic!("the code of window 2 was not accepted"),
         }
@@ -235,6 +242,17 @@ mod tests {
             decide(&attempt(code, at(45)), &[], &[&first]),
             Decision::Rejected(Verdict::Invalid)
         ));
+    }
+
+    #[test]
+    fn the_previous_steps_code_in_its_grace_period_is_accepted_as_stale() {
+        let window = open(1, None);
+        let previous = window.window.schedule().code(3);
+        // Steps of 10 s from 0: 41 s is 1 s into step 4, within the 5 s grace.
+        match decide(&attempt(previous, at(41)), &[], &[&window]) {
+            Decision::Accept { stale, .. } => assert!(stale),
+            _ => panic!("the previous code in its grace period was refused"),
+        }
     }
 
     #[test]

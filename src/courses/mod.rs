@@ -18,6 +18,7 @@ use crate::auth::extract::{Authenticated, TeacherOnly};
 use crate::clock::Clock;
 use crate::db::{self, DbPool};
 use crate::domain::text::{CourseCode, Title, check, parse_field};
+use crate::domain::policy::Policy;
 use crate::domain::user::UserRef;
 use crate::domain::zone::Zone;
 use crate::error::{ApiError, problems};
@@ -40,6 +41,8 @@ pub struct Course {
     /// (JSON instants stay UTC).
     #[schema(value_type = String, example = "Europe/Vienna")]
     pub time_zone: Zone,
+    /// How its attendance rate is computed, and who is flagged.
+    pub policy: Policy,
     /// How many students are enrolled.
     #[schema(example = 30)]
     pub student_count: i64,

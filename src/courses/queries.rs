@@ -10,6 +10,7 @@ use diesel::sql_types::{BigInt, Nullable, Timestamptz};
 use super::Course;
 use crate::db::lower;
 use crate::domain::enrolment::{Enrolment, Period};
+use crate::domain::policy::{ExcusedMode, Policy};
 use crate::domain::user::{Role, User, UserRef};
 use crate::domain::zone::Zone;
 use crate::schema::{courses, enrollments, users};
@@ -22,6 +23,29 @@ struct CourseRow {
     code: Option<String>,
     time_zone: String,
     created_at: DateTime<Utc>,
+    #[diesel(embed)]
+    policy: PolicyColumns,
+}
+
+/// A course's attendance policy as stored.
+#[derive(Debug, Clone, Copy, Queryable, Selectable, AsChangeset)]
+#[diesel(table_name = courses, check_for_backend(diesel::pg::Pg), treat_none_as_null = true)]
+struct PolicyColumns {
+    late_weight: f64,
+    excused_mode: ExcusedMode,
+    warn_below: Option<f64>,
+}
+
+impl From<PolicyColumns> for Policy {
+    fn from(row: PolicyColumns) -> Self {
+        Policy { late_weight: row.late_weight, excused: row.excused_mode, warn_below: row.warn_below }
+    }
+}
+
+impl From<Policy> for PolicyColumns {
+    fn from(policy: Policy) -> Self {
+        PolicyColumns { late_weight: policy.late_weight, excused_mode: policy.excused, warn_below: policy.warn_below }
+    }
 }
 
 type CourseColumns = (
@@ -47,6 +71,7 @@ fn into_course((row, teacher, student_count): (CourseRow, UserRef, i64)) -> Cour
         code: row.code,
         // Written only from a parsed `Zone`; a name this build's tz database lost reads as UTC.
         time_zone: Zone::parse(&row.time_zone).unwrap_or(Zone::UTC),
+        policy: row.policy.into(),
         teacher,
         student_count,
         created_at: row.created_at,
@@ -74,18 +99,29 @@ pub fn insert(
     get(conn, id)
 }
 
-/// Writes a course's title, code and time zone.
+/// Writes a course's title, code, time zone and policy.
 pub fn update(
     conn: &mut PgConnection,
     id: i64,
     title: &str,
     code: Option<&str>,
     time_zone: Zone,
+    policy: Policy,
 ) -> QueryResult<Course> {
     diesel::update(courses::table.find(id))
-        .set((courses::title.eq(title), courses::code.eq(code), courses::time_zone.eq(time_zone.name())))
+        .set((
+            courses::title.eq(title),
+            courses::code.eq(code),
+            courses::time_zone.eq(time_zone.name()),
+            PolicyColumns::from(policy),
+        ))
         .execute(conn)?;
     get(conn, id)
+}
+
+/// The course's attendance policy.
+pub fn policy(conn: &mut PgConnection, id: i64) -> QueryResult<Policy> {
+    courses::table.find(id).select(PolicyColumns::as_select()).first(conn).map(Policy::from)
 }
 
 /// The course, locked for this transaction.

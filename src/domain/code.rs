@@ -34,8 +34,11 @@ pub struct Frame {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
-    /// The current step's code, or the previous one within the grace period.
+    /// The current step's code.
     Accepted,
+    /// The previous step's code, within the grace period: accepted, and flagged
+    /// `stale_code` (a hint that the code was relayed, never a verdict).
+    Stale,
     /// The code of an earlier step of this window.
     Expired,
     Invalid,
@@ -96,7 +99,7 @@ impl Schedule<'_> {
         }
         if current > 0 && matches(current - 1) {
             let into_step = now - self.step_start(current);
-            return if into_step < self.grace() { Verdict::Accepted } else { Verdict::Expired };
+            return if into_step < self.grace() { Verdict::Stale } else { Verdict::Expired };
         }
         if (0..current.saturating_sub(1)).rev().any(matches) { Verdict::Expired } else { Verdict::Invalid }
     }
@@ -212,8 +215,8 @@ mod tests {
         // rotation 10 s → grace min(5, 5) = 5 s.
         let s = schedule(10);
         let previous = s.code(2);
-        assert_eq!(s.verify(&previous, at(1_030)), Verdict::Accepted);
-        assert_eq!(s.verify(&previous, at(1_034) + Duration::milliseconds(999)), Verdict::Accepted);
+        assert_eq!(s.verify(&previous, at(1_030)), Verdict::Stale);
+        assert_eq!(s.verify(&previous, at(1_034) + Duration::milliseconds(999)), Verdict::Stale);
         assert_eq!(s.verify(&previous, at(1_035)), Verdict::Expired);
     }
 
@@ -224,7 +227,7 @@ mod tests {
         assert_eq!(schedule(300).grace(), Duration::seconds(5));
         let s = schedule(5);
         let previous = s.code(0);
-        assert_eq!(s.verify(&previous, at(1_007) + Duration::milliseconds(499)), Verdict::Accepted);
+        assert_eq!(s.verify(&previous, at(1_007) + Duration::milliseconds(499)), Verdict::Stale);
         assert_eq!(s.verify(&previous, at(1_007) + Duration::milliseconds(500)), Verdict::Expired);
     }
 

@@ -133,12 +133,18 @@ pub struct CodeFrame {
     /// Seconds each code is shown.
     #[schema(example = 10)]
     pub rotation_seconds: i32,
+    /// The server's check-in link (`ROLLCALL_CHECKIN_URL`) with this code filled in, for a QR
+    /// code or a link to share; left out when no link is configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, example = "https://checkin.example.edu/c?code=042917")]
+    pub checkin_url: Option<String>,
 }
 
 impl CodeFrame {
-    pub fn new(window: &Window, frame: Frame, now: DateTime<Utc>) -> Self {
+    pub fn new(window: &Window, frame: Frame, now: DateTime<Utc>, link: Option<&CheckinLink>) -> Self {
         Self {
             lesson_id: window.lesson_id,
+            checkin_url: link.map(|link| link.for_code(&frame.code)),
             code: frame.code,
             valid_from: frame.valid_from,
             expires_at: frame.expires_at,
@@ -148,8 +154,37 @@ impl CodeFrame {
     }
 
     /// The frame in force at `now` for an open window.
-    pub fn current(window: &Window, now: DateTime<Utc>) -> Self {
-        Self::new(window, window.schedule().frame(now), now)
+    pub fn current(window: &Window, now: DateTime<Utc>, link: Option<&CheckinLink>) -> Self {
+        Self::new(window, window.schedule().frame(now), now, link)
+    }
+}
+
+/// The check-in link students open (by QR code or link): a URL with `{code}` where the
+/// current code goes, e.g. `https://checkin.example.edu/c?code={code}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckinLink(String);
+
+impl CheckinLink {
+    pub const PLACEHOLDER: &'static str = "{code}";
+
+    /// An `http(s)` URL template holding `{code}` at least once.
+    pub fn parse(template: &str) -> Result<Self, String> {
+        let template = template.trim();
+        if !(template.starts_with("https://") || template.starts_with("http://")) {
+            return Err("must be an http:// or https:// URL".into());
+        }
+        if !template.contains(Self::PLACEHOLDER) {
+            return Err(format!("must contain {} where the code goes", Self::PLACEHOLDER));
+        }
+        if template.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err("must not contain spaces or control characters".into());
+        }
+        Ok(Self(template.to_owned()))
+    }
+
+    /// The link for this code (codes are digits: nothing to escape).
+    pub fn for_code(&self, code: &str) -> String {
+        self.0.replace(Self::PLACEHOLDER, code)
     }
 }
 
@@ -157,6 +192,15 @@ impl CodeFrame {
 mod tests {
     use super::*;
     use chrono::{Duration, TimeZone};
+
+    #[test]
+    fn a_check_in_link_needs_a_url_with_the_code_placeholder() {
+        let link = CheckinLink::parse("https://checkin.example.edu/c?code={code}").unwrap();
+        assert_eq!(link.for_code("042917"), "https://checkin.example.edu/c?code=042917");
+        assert!(CheckinLink::parse("https://checkin.example.edu/c").is_err());
+        assert!(CheckinLink::parse("javascript:alert({code})").is_err());
+        assert!(CheckinLink::parse("https://x.edu/{code} y").is_err());
+    }
 
     fn window(closed_at: Option<i64>) -> Window {
         let at = |s| Utc.timestamp_opt(s, 0).unwrap();

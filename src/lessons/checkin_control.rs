@@ -2,7 +2,8 @@
 //! open a window, close it, and read the current code (the polling fallback for dashboards
 //! without a WebSocket).
 
-use actix_web::{get, post, web};
+use actix_web::http::header;
+use actix_web::{HttpResponse, get, post, web};
 use chrono::{DateTime, Duration, Utc};
 use diesel::{Connection, PgConnection};
 use serde::Deserialize;
@@ -15,7 +16,7 @@ use crate::courses::access;
 use crate::db::{self, DbPool};
 use crate::domain::settings::{CheckinSettings, RawSettings};
 use crate::domain::text::Invalid;
-use crate::domain::window::{CheckinState, CodeFrame, Window};
+use crate::domain::window::{CheckinLink, CheckinState, CodeFrame, Window};
 use crate::error::{ApiError, problems};
 use crate::events::{self, Event};
 use crate::rejections::JsonObject;
@@ -200,16 +201,74 @@ problems!(GetCheckinCodeProblems {
 pub async fn get_checkin_code(
     pool: web::Data<DbPool>,
     clock: web::Data<dyn Clock>,
+    links: web::Data<CheckinLinks>,
     caller: Authenticated,
     path: web::Path<i64>,
 ) -> Result<web::Json<CodeFrame>, ApiError> {
     let (lesson_id, user, now) = (path.into_inner(), caller.user, clock.now());
-    let window = db::run(&pool, move |conn| -> Result<_, ApiError> {
-        access::check_lesson(conn, lesson_id, &user, access::TEACHER)?;
+    let window = open_window(&pool, lesson_id, user, access::TEACHER, now).await?;
+    Ok(web::Json(CodeFrame::current(&window, now, links.0.as_ref())))
+}
+
+/// The lesson's open window, for a caller with one of the `allowed` relations.
+async fn open_window(
+    pool: &DbPool,
+    lesson_id: i64,
+    user: crate::domain::user::User,
+    allowed: &'static [access::Relation],
+    now: DateTime<Utc>,
+) -> Result<Window, ApiError> {
+    db::run(pool, move |conn| -> Result<_, ApiError> {
+        access::check_lesson(conn, lesson_id, &user, allowed)?;
         Ok(queries::latest_window(conn, lesson_id)?)
     })
     .await?
     .filter(|w| w.is_open(now))
-    .ok_or(ApiError::CheckinNotOpen)?;
-    Ok(web::Json(CodeFrame::current(&window, now)))
+    .ok_or(ApiError::CheckinNotOpen)
+}
+
+/// The check-in link (`ROLLCALL_CHECKIN_URL`) that code frames and QR codes carry, if any.
+#[derive(Debug, Clone, Default)]
+pub struct CheckinLinks(pub Option<CheckinLink>);
+
+problems!(GetCheckinQrProblems {
+    ApiError::Forbidden("") => "Not the lesson's teacher or an admin",
+    ApiError::NotFound("") => "No such lesson",
+    ApiError::CheckinNotOpen => "Check-in is not open",
+});
+
+/// The current code as a QR code (the lesson's teacher, admin).
+///
+/// An SVG image of the QR code of the frame's `checkin_url` (the server's
+/// `ROLLCALL_CHECKIN_URL` with the current code), or of the bare code when no link is
+/// configured. It changes with every step, so it is never cached (`Cache-Control:
+/// no-store`); fetch it again at the frame's `expires_at`. Typing the code stays the way to
+/// check in; the QR code is another way to show it.
+#[utoipa::path(
+    tag = "check-in",
+    params(("lesson_id" = i64, Path, description = "Lesson id")),
+    responses(
+        (status = 200, description = "The QR code", content_type = "image/svg+xml", body = String),
+        GetCheckinQrProblems,
+    )
+)]
+#[get("/lessons/{lesson_id}/checkin/qr.svg")]
+pub async fn get_checkin_qr(
+    pool: web::Data<DbPool>,
+    clock: web::Data<dyn Clock>,
+    links: web::Data<CheckinLinks>,
+    caller: Authenticated,
+    path: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let (lesson_id, user, now) = (path.into_inner(), caller.user, clock.now());
+    let window = open_window(&pool, lesson_id, user, access::STAFF, now).await?;
+    let frame = CodeFrame::current(&window, now, links.0.as_ref());
+    let content = frame.checkin_url.as_deref().unwrap_or(&frame.code);
+    let qr = qrcode::QrCode::with_error_correction_level(content.as_bytes(), qrcode::EcLevel::M)
+        .map_err(|e| ApiError::Unexpected(anyhow::anyhow!("QR encoding failed: {e}")))?;
+    let svg = qr.render::<qrcode::render::svg::Color<'_>>().min_dimensions(256, 256).build();
+    Ok(HttpResponse::Ok()
+        .content_type("image/svg+xml")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(svg))
 }

@@ -17,6 +17,7 @@ use super::limits::{ConnectionLimits, Permit};
 use crate::auth::revoked::RevokedSessions;
 use crate::clock::SharedClock;
 use crate::db::DbPool;
+use crate::domain::window::CheckinLink;
 use crate::error::ApiError;
 use crate::events::Event;
 
@@ -41,6 +42,8 @@ struct Inner {
     /// Sessions with a dashboard connected here: a revocation flips the flag, and every
     /// stream of that session closes.
     sessions: Mutex<HashMap<i64, (watch::Sender<bool>, usize)>>,
+    /// The check-in link code frames carry (`ROLLCALL_CHECKIN_URL`), if any.
+    link: Option<CheckinLink>,
 }
 
 struct LiveLesson {
@@ -62,6 +65,7 @@ impl Hub {
         clock: SharedClock,
         limits: ConnectionLimits,
         revoked: Arc<RevokedSessions>,
+        link: Option<CheckinLink>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -73,6 +77,7 @@ impl Hub {
                 listener_up: AtomicBool::new(false),
                 shutdown: watch::Sender::new(false),
                 sessions: Mutex::new(HashMap::new()),
+                link,
             }),
         }
     }
@@ -99,6 +104,7 @@ impl Hub {
             receiver,
             self.inner.pool.clone(),
             self.inner.clock.clone(),
+            self.inner.link.clone(),
         );
         // The first subscriber gets the current code from its own snapshot, taken now.
         let started = self.inner.clock.now();
@@ -171,6 +177,11 @@ impl Hub {
     }
 
     /// Live connections open on this instance.
+    /// The check-in link code frames carry, if one is configured.
+    pub fn link(&self) -> Option<&CheckinLink> {
+        self.inner.link.as_ref()
+    }
+
     pub fn open_connections(&self) -> i64 {
         self.inner.limits.open_total() as i64
     }

@@ -13,7 +13,7 @@ use super::messages::ServerMessage;
 use crate::attendance::{LessonAttendance, lesson_attendance};
 use crate::clock::SharedClock;
 use crate::db::{self, DbPool};
-use crate::domain::window::{CheckinState, CodeFrame, Window};
+use crate::domain::window::{CheckinLink, CheckinState, CodeFrame, Window};
 use crate::error::ApiError;
 use crate::lessons::queries as lessons;
 
@@ -26,6 +26,7 @@ pub(super) struct LessonTask {
     clock: SharedClock,
     /// The (window, step) whose code subscribers were last given.
     announced: Option<(i64, i64)>,
+    link: Option<CheckinLink>,
 }
 
 impl LessonTask {
@@ -35,8 +36,9 @@ impl LessonTask {
         commands: mpsc::UnboundedReceiver<Command>,
         pool: DbPool,
         clock: SharedClock,
+        link: Option<CheckinLink>,
     ) -> Self {
-        Self { lesson_id, messages, commands, pool, clock, announced: None }
+        Self { lesson_id, messages, commands, pool, clock, announced: None, link }
     }
 
     pub(super) async fn run(mut self, started: DateTime<Utc>) {
@@ -150,7 +152,7 @@ impl LessonTask {
     }
 
     fn send_code(&mut self, window: &Window, now: DateTime<Utc>) {
-        let frame = CodeFrame::current(window, now);
+        let frame = CodeFrame::current(window, now, self.link.as_ref());
         self.announced = Some((window.id, window.schedule().step_at(now)));
         self.send(&ServerMessage::Code(frame));
     }

@@ -160,7 +160,7 @@ pub async fn live_checkin(
             .await?;
     let mut initial = vec![ServerMessage::Snapshot(snapshot)];
     if let Some(open) = window.filter(|w| w.is_open(now)) {
-        initial.push(ServerMessage::Code(CodeFrame::current(&open, now)));
+        initial.push(ServerMessage::Code(CodeFrame::current(&open, now, hub.link())));
     }
     tracing::info!(lesson_id, user_id = user.id, "dashboard connected");
     let connection = Connection {

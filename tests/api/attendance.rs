@@ -256,9 +256,9 @@ async fn the_course_report_counts_each_students_lessons() {
     assert_eq!(
         lines[0],
         "student_number,username,real_name,present,late,excused,absent,attendance_rate,last_attended_at,\
-         lessons_counted,left_at"
+         lessons_counted,left_at,below_threshold"
     );
-    assert_eq!(lines[2], "n-c.s001,c.s001,Real c.s001,1,1,0,0,1.0000,2026-11-25T08:02:20Z,2,");
+    assert_eq!(lines[2], "n-c.s001,c.s001,Real c.s001,1,1,0,0,1.0000,2026-11-25T08:02:20Z,2,,false");
     assert_eq!(lines.len(), 4);
 }
 

@@ -82,6 +82,7 @@ const MATRIX: &[Row] = &[
     row("GET", "/api/v1/me", SIGNED_IN, none),
     row("PATCH", "/api/v1/me", SIGNED_IN, |_| Some(json!({"real_name": "Renamed"}))),
     row("GET", "/api/v1/me/attendance", STUDENTS, none),
+    row("GET", "/api/v1/me/courses/attendance", STUDENTS, none),
     row("GET", "/api/v1/users", ADMIN, none),
     row("POST", "/api/v1/users", ADMIN, |w| {
         Some(
@@ -110,10 +111,13 @@ const MATRIX: &[Row] = &[
     row("POST", "/api/v1/lessons/{lesson_id}/checkin/open", OWNER, |_| Some(json!({}))),
     row("POST", "/api/v1/lessons/{lesson_id}/checkin/close", OWNER, none),
     row("GET", "/api/v1/lessons/{lesson_id}/checkin/code", OWNER, none),
+    row("GET", "/api/v1/lessons/{lesson_id}/checkin/qr.svg", STAFF, none),
     row("GET", "/api/v1/lessons/{lesson_id}/attendance", STAFF, none),
     row("PUT", "/api/v1/lessons/{lesson_id}/attendance/{student_id}", OWNER, |_| {
         Some(json!({"status": "excused"}))
     }),
+    row("POST", "/api/v1/lessons/{lesson_id}/attendance/bulk", OWNER, |_| Some(json!({"status": "excused"}))),
+    row("GET", "/api/v1/lessons/{lesson_id}/attendance/{student_id}/history", STAFF, none),
     row("POST", "/api/v1/checkins", STUDENTS, |_| Some(json!({"code": "000000"}))),
     row("POST", "/api/v1/ws-tickets", STAFF, |w| Some(json!({"lesson_id": w.class.lesson_id}))),
     row("GET", "/api/v1/lessons/{lesson_id}/checkin/live", STAFF, none),

@@ -248,12 +248,12 @@ async fn a_student_with_no_counted_lesson_has_no_rate_and_the_csv_says_so() {
     assert_eq!(
         csv[0],
         "student_number,username,real_name,present,late,excused,absent,attendance_rate,\
-         last_attended_at,lessons_counted,left_at"
+         last_attended_at,lessons_counted,left_at,below_threshold"
     );
-    assert!(csv.contains(&"n-late.joiner,late.joiner,Real late.joiner,0,0,0,0,,,0,"), "{csv:?}");
+    assert!(csv.contains(&"n-late.joiner,late.joiner,Real late.joiner,0,0,0,0,,,0,,false"), "{csv:?}");
     assert!(
         csv.contains(
-            &"n-c.s000,c.s000,Real c.s000,1,0,0,0,1.0000,2026-11-25T08:00:00Z,1,2026-11-25T08:02:00Z"
+            &"n-c.s000,c.s000,Real c.s000,1,0,0,0,1.0000,2026-11-25T08:00:00Z,1,2026-11-25T08:02:00Z,false"
         ),
         "{csv:?}"
     );

@@ -90,7 +90,9 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("this route does not accept that method")]
     MethodNotAllowed,
-    #[error("this route answers application/json, text/csv or an Excel workbook; the Accept header names none of them")]
+    #[error(
+        "this route answers application/json, text/csv or an Excel workbook; the Accept header names none of them"
+    )]
     NotAcceptable,
     #[error("you already have {limit} live connections open; close one first")]
     TooManyConnections { limit: usize },

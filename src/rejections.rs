@@ -47,7 +47,17 @@ pub fn query_config() -> web::QueryConfig {
 }
 
 pub fn path_config() -> web::PathConfig {
-    web::PathConfig::default().error_handler(|err, _req| path_error(err).into())
+    web::PathConfig::default().error_handler(|err, req| {
+        // `PUT /lessons/1/attendance/bulk` reaches `PUT …/attendance/{student_id}` and fails to
+        // read "bulk" as an id; the path is a route of its own, under another method: 405.
+        if let Some(routes) = req.app_data::<web::Data<RouteTable>>()
+            && let Some(methods) = routes.static_methods(req.path())
+            && !methods.iter().any(|m| m == req.method().as_str())
+        {
+            return actix_web::error::InternalError::from_response(err, method_not_allowed(&methods)).into();
+        }
+        path_error(err).into()
+    })
 }
 
 fn json_error(err: JsonPayloadError) -> ApiError {
@@ -211,15 +221,18 @@ fn path_error(err: PathError) -> ApiError {
 pub async fn fallback(req: HttpRequest, routes: web::Data<RouteTable>) -> HttpResponse {
     let path = req.path();
     match routes.allowed_methods(path) {
-        Some(methods) => {
-            let mut response = ApiError::MethodNotAllowed.error_response();
-            if let Ok(value) = header::HeaderValue::from_str(&methods.join(", ")) {
-                response.headers_mut().insert(header::ALLOW, value);
-            }
-            response
-        }
+        Some(methods) => method_not_allowed(&methods),
         None => ApiError::NotFound("no route matches this path").error_response(),
     }
+}
+
+/// 405 with `Allow` naming `methods`.
+fn method_not_allowed(methods: &[String]) -> HttpResponse {
+    let mut response = ApiError::MethodNotAllowed.error_response();
+    if let Ok(value) = header::HeaderValue::from_str(&methods.join(", ")) {
+        response.headers_mut().insert(header::ALLOW, value);
+    }
+    response
 }
 
 /// The known path patterns and the methods each accepts.
@@ -230,19 +243,33 @@ impl RouteTable {
         Self(routes.into_iter().map(|(pattern, methods)| (ResourceDef::new(pattern), methods)).collect())
     }
 
-    /// The methods of the patterns that match `path`; a static pattern (`/users/import`)
-    /// wins over a parameter one (`/users/{user_id}`) that the same path also matches.
+    /// The methods of the patterns that match `path`; the most specific pattern (fewest
+    /// parameters: `/users/import` over `/users/{user_id}`) wins over the others.
     fn allowed_methods(&self, path: &str) -> Option<Vec<String>> {
+        let (_, methods) = self.most_specific(path)?;
+        Some(methods)
+    }
+
+    /// The methods of the most specific patterns matching `path`, if a less specific one
+    /// matches too: the request may have been routed to the wrong one by its method.
+    fn static_methods(&self, path: &str) -> Option<Vec<String>> {
+        let (shadowing, methods) = self.most_specific(path)?;
+        shadowing.then_some(methods)
+    }
+
+    /// Whether less specific patterns match as well, and the most specific ones' methods.
+    fn most_specific(&self, path: &str) -> Option<(bool, Vec<String>)> {
+        let parameters = |def: &ResourceDef| def.pattern().map_or(usize::MAX, |p| p.matches('{').count());
         let matching: Vec<&(ResourceDef, Vec<String>)> =
             self.0.iter().filter(|(def, _)| def.is_match(path)).collect();
-        let exact: Vec<&&(ResourceDef, Vec<String>)> =
-            matching.iter().filter(|(def, _)| def.pattern().is_some_and(|p| !p.contains('{'))).collect();
-        let methods: Vec<String> = if exact.is_empty() {
-            matching.iter().flat_map(|(_, methods)| methods.iter().cloned()).collect()
-        } else {
-            exact.iter().flat_map(|(_, methods)| methods.iter().cloned()).collect()
-        };
-        (!methods.is_empty()).then_some(methods)
+        let fewest = matching.iter().map(|(def, _)| parameters(def)).min()?;
+        let shadowing = matching.iter().any(|(def, _)| parameters(def) > fewest);
+        let methods: Vec<String> = matching
+            .iter()
+            .filter(|(def, _)| parameters(def) == fewest)
+            .flat_map(|(_, methods)| methods.iter().cloned())
+            .collect();
+        (!methods.is_empty()).then_some((shadowing, methods))
     }
 }
 
@@ -313,5 +340,15 @@ mod tests {
             ("/api/v1/users/import".to_string(), vec!["POST".to_string()]),
         ]);
         assert_eq!(shadowed.allowed_methods("/api/v1/users/import"), Some(vec!["POST".to_string()]));
+        assert_eq!(shadowed.static_methods("/api/v1/users/import"), Some(vec!["POST".to_string()]));
+        assert_eq!(shadowed.static_methods("/api/v1/users/7"), None, "only one pattern matches");
+        let nested = RouteTable::new([
+            ("/api/v1/lessons/{lesson_id}/attendance/{student_id}".to_string(), vec!["PUT".to_string()]),
+            ("/api/v1/lessons/{lesson_id}/attendance/bulk".to_string(), vec!["POST".to_string()]),
+        ]);
+        assert_eq!(
+            nested.static_methods("/api/v1/lessons/1/attendance/bulk"),
+            Some(vec!["POST".to_string()])
+        );
     }
 }

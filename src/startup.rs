@@ -20,8 +20,8 @@ use crate::client::TrustedProxies;
 use crate::clock::{Clock, SharedClock};
 use crate::config::Settings;
 use crate::courses::DefaultTimeZone;
-use crate::lessons::checkin_control::CheckinLinks;
 use crate::db::DbPool;
+use crate::lessons::checkin_control::CheckinLinks;
 use crate::live::limits::ConnectionLimits;
 use crate::live::{self, Heartbeat, LiveSettings, hub::Hub};
 use crate::metrics::Metrics;
@@ -42,9 +42,6 @@ fn api(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(auth::session_routes::list_my_sessions)
         .service(auth::session_routes::end_my_session)
         .service(users::import::import_users)
-        // Other methods on /users/import would otherwise reach `/users/{user_id}` and fail
-        // to read "import" as an id: answer them 405 with `Allow: POST`.
-        .route("/users/import", web::route().to(rejections::fallback))
         .service(users::create_user)
         .service(users::list_users)
         .service(users::get_user)
@@ -213,7 +210,8 @@ impl Application {
         let port = listener.local_addr()?.port();
         let limits = ConnectionLimits::new(settings.ws_max_connections, settings.ws_max_per_user);
         let revoked = Arc::new(RevokedSessions::new());
-        let hub = Hub::new(pool.clone(), clock.clone(), limits, revoked.clone(), settings.checkin_link.clone());
+        let hub =
+            Hub::new(pool.clone(), clock.clone(), limits, revoked.clone(), settings.checkin_link.clone());
         tokio::spawn(live::listener::listen(database_url.to_owned(), hub.clone()));
         let keys =
             TokenKeys::new(jwt_secret, &settings.jwt_issuer, &settings.jwt_audience, settings.token_ttl);

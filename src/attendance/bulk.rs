@@ -86,9 +86,12 @@ pub async fn mark_many(
     let mut errors = Vec::new();
     let note = parse_field(&mut errors, "note", note.as_deref(), Note::parse).flatten().map(Note::into_inner);
     match &student_ids {
-        Some(ids) if ids.is_empty() => errors.push(FieldError::new("student_ids", "name at least one student")),
+        Some(ids) if ids.is_empty() => {
+            errors.push(FieldError::new("student_ids", "name at least one student"))
+        }
         Some(ids) if ids.len() > MAX_STUDENTS => {
-            errors.push(FieldError::new("student_ids", format!("at most {MAX_STUDENTS} students per request")));
+            errors
+                .push(FieldError::new("student_ids", format!("at most {MAX_STUDENTS} students per request")));
         }
         _ => {}
     }
@@ -115,14 +118,18 @@ pub async fn mark_many(
                         candidates.entry(student.id).or_insert_with(|| (UserRef::from(student), None));
                     }
                     let allowed = |id: &i64| {
-                        enrolled.contains(id) || candidates.get(id).is_some_and(|(_, record)| record.is_some())
+                        enrolled.contains(id)
+                            || candidates.get(id).is_some_and(|(_, record)| record.is_some())
                     };
                     let refused: Vec<String> =
                         ids.iter().filter(|id| !allowed(id)).map(ToString::to_string).collect();
                     if !refused.is_empty() {
                         return Err(Invalid::field(
                             "student_ids",
-                            format!("neither enrolled nor with a record for this lesson: {}", refused.join(", ")),
+                            format!(
+                                "neither enrolled nor with a record for this lesson: {}",
+                                refused.join(", ")
+                            ),
                         )
                         .into());
                     }

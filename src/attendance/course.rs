@@ -178,7 +178,8 @@ fn long(
     for (lesson, _) in &held.lessons {
         for row in rows {
             let student = &row.student;
-            let Some((_, _, status)) = held.counted(student.id, now).find(|(l, _, _)| l.id == lesson.id) else {
+            let Some((_, _, status)) = held.counted(student.id, now).find(|(l, _, _)| l.id == lesson.id)
+            else {
                 continue;
             };
             let record: Option<&RecordRow> = held.records.get(&(student.id, lesson.id));

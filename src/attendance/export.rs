@@ -122,8 +122,9 @@ impl Table {
     /// as numbers and times as date-time cells on `zone`'s clock.
     pub fn to_xlsx(&self, zone: Zone, sheet_name: &str) -> Result<Vec<u8>, ApiError> {
         use rust_xlsxwriter::{Format as CellFormat, Workbook};
-        let failed =
-            |e: rust_xlsxwriter::XlsxError| ApiError::Unexpected(anyhow::Error::new(e).context("writing XLSX"));
+        let failed = |e: rust_xlsxwriter::XlsxError| {
+            ApiError::Unexpected(anyhow::Error::new(e).context("writing XLSX"))
+        };
         let mut workbook = Workbook::new();
         let sheet = workbook.add_worksheet();
         sheet.set_name(sheet_name).map_err(failed)?;
@@ -163,7 +164,10 @@ impl Table {
         };
         Ok(HttpResponse::Ok()
             .content_type(content_type)
-            .insert_header((header::CONTENT_DISPOSITION, format!("attachment; filename=\"{stem}.{extension}\"")))
+            .insert_header((
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{stem}.{extension}\""),
+            ))
             .body(body))
     }
 }
@@ -185,9 +189,10 @@ mod tests {
 
     #[test]
     fn fields_with_commas_quotes_and_newlines_are_quoted() {
-        let csv = table(vec![vec![Cell::Text("José Müller, Jr.".into()), Cell::Text("say \"hi\"\nthere".into())]])
-            .to_csv(Zone::UTC)
-            .unwrap();
+        let csv =
+            table(vec![vec![Cell::Text("José Müller, Jr.".into()), Cell::Text("say \"hi\"\nthere".into())]])
+                .to_csv(Zone::UTC)
+                .unwrap();
         assert_eq!(String::from_utf8(csv).unwrap(), "a,b\n\"José Müller, Jr.\",\"say \"\"hi\"\"\nthere\"\n");
     }
 
@@ -203,7 +208,10 @@ mod tests {
         let at: DateTime<Utc> = "2026-10-27T08:15:00Z".parse().unwrap();
         let t = table(vec![vec![Cell::Rate(0.75), Cell::Time(at)], vec![Cell::Int(3), Cell::Empty]]);
         let vienna = Zone::parse("Europe/Vienna").unwrap();
-        assert_eq!(String::from_utf8(t.to_csv(vienna).unwrap()).unwrap(), "a,b\n0.7500,2026-10-27T09:15:00+01:00\n3,\n");
+        assert_eq!(
+            String::from_utf8(t.to_csv(vienna).unwrap()).unwrap(),
+            "a,b\n0.7500,2026-10-27T09:15:00+01:00\n3,\n"
+        );
         let xlsx = t.to_xlsx(vienna, "attendance").unwrap();
         assert_eq!(&xlsx[..2], b"PK", "a zip container");
     }

@@ -40,6 +40,9 @@ pub struct HistoryEntry {
     pub note: Option<String>,
 }
 
+/// An audit row: when, by whom, from, to, note.
+type AuditRow = (DateTime<Utc>, i64, String, String, Option<String>);
+
 problems!(GetRecordHistoryProblems {
     ApiError::Forbidden("") => "Not the course's teacher or an admin",
     ApiError::NotFound("") => "No such lesson, or the lesson does not list this student",
@@ -81,7 +84,7 @@ pub async fn get_record_history(
         if !enrolment.counts(lesson.first_opened_at, record.is_some()) {
             return Err(ApiError::NotFound("the lesson does not list this student"));
         }
-        let changes: Vec<(DateTime<Utc>, i64, String, String, Option<String>)> = attendance_audit::table
+        let changes: Vec<AuditRow> = attendance_audit::table
             .filter(attendance_audit::lesson_id.eq(lesson_id))
             .filter(attendance_audit::student_id.eq(student_id))
             .order((attendance_audit::changed_at.asc(), attendance_audit::id.asc()))
@@ -103,7 +106,8 @@ pub async fn get_record_history(
             .map(|u| (u.id, u))
             .collect();
         let person = |id: i64| people.get(&id).cloned().ok_or(ApiError::NotFound("no such user"));
-        let status = |text: &str| text.parse::<Status>().map_err(|e| ApiError::Unexpected(anyhow::anyhow!(e)));
+        let status =
+            |text: &str| text.parse::<Status>().map_err(|e| ApiError::Unexpected(anyhow::anyhow!(e)));
         let mut entries = Vec::with_capacity(changes.len() + 1);
         // A code check-in is always a record's first event: it never overwrites a record.
         if let Some(record) = record.as_ref().filter(|r| r.checked_in_at.is_some()) {

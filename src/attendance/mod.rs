@@ -162,7 +162,8 @@ problems!(GetLessonAttendanceProblems {
     ApiError::NotAcceptable => "The `Accept` header names nothing this route produces",
 });
 
-const LESSON_COLUMNS: [&str; 6] = ["student_number", "username", "real_name", "status", "checked_in_at", "method"];
+const LESSON_COLUMNS: [&str; 6] =
+    ["student_number", "username", "real_name", "status", "checked_in_at", "method"];
 
 /// A lesson's results (the course's teacher, admin).
 ///

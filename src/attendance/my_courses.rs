@@ -61,9 +61,13 @@ pub async fn list_my_courses_attendance(
     let mine = db::run(&pool, move |conn| -> Result<_, ApiError> {
         let me: UserRef = users::table.find(student_id).select(UserRef::as_select()).first(conn)?;
         let courses: Vec<(i64, String)> = courses::table
-            .filter(courses::id.eq_any(
-                enrollments::table.filter(enrollments::student_id.eq(student_id)).select(enrollments::course_id),
-            ))
+            .filter(
+                courses::id.eq_any(
+                    enrollments::table
+                        .filter(enrollments::student_id.eq(student_id))
+                        .select(enrollments::course_id),
+                ),
+            )
             .select((courses::id, courses::title))
             .order(courses::id)
             .load(conn)?;

@@ -147,7 +147,10 @@ pub fn shared_devices(conn: &mut PgConnection, lesson_id: i64) -> QueryResult<Ha
 }
 
 /// For each of these lessons, the device ids that checked in more than one student.
-pub fn shared_devices_of(conn: &mut PgConnection, lesson_ids: &[i64]) -> QueryResult<HashMap<i64, HashSet<String>>> {
+pub fn shared_devices_of(
+    conn: &mut PgConnection,
+    lesson_ids: &[i64],
+) -> QueryResult<HashMap<i64, HashSet<String>>> {
     let devices: Vec<(i64, Option<String>)> = attendance::table
         .filter(attendance::lesson_id.eq_any(lesson_ids))
         .filter(attendance::device_id.is_not_null())

@@ -44,7 +44,11 @@ impl From<PolicyColumns> for Policy {
 
 impl From<Policy> for PolicyColumns {
     fn from(policy: Policy) -> Self {
-        PolicyColumns { late_weight: policy.late_weight, excused_mode: policy.excused, warn_below: policy.warn_below }
+        PolicyColumns {
+            late_weight: policy.late_weight,
+            excused_mode: policy.excused,
+            warn_below: policy.warn_below,
+        }
     }
 }
 

@@ -140,13 +140,22 @@ mod tests {
             .apply(PolicyChange { warn_below: Some(Some(0.5)), ..PolicyChange::default() })
             .unwrap();
         assert_eq!(changed, Policy { warn_below: Some(0.5), ..Policy::default() });
-        let cleared = changed.apply(PolicyChange { warn_below: Some(None), ..PolicyChange::default() }).unwrap();
+        let cleared =
+            changed.apply(PolicyChange { warn_below: Some(None), ..PolicyChange::default() }).unwrap();
         assert_eq!(cleared.warn_below, None);
         let Invalid(errors) = Policy::default()
-            .apply(PolicyChange { late_weight: Some(1.5), warn_below: Some(Some(-0.1)), ..PolicyChange::default() })
+            .apply(PolicyChange {
+                late_weight: Some(1.5),
+                warn_below: Some(Some(-0.1)),
+                ..PolicyChange::default()
+            })
             .unwrap_err();
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["policy.late_weight", "policy.warn_below"]);
-        assert!(Policy::default().apply(PolicyChange { late_weight: Some(f64::NAN), ..PolicyChange::default() }).is_err());
+        assert!(
+            Policy::default()
+                .apply(PolicyChange { late_weight: Some(f64::NAN), ..PolicyChange::default() })
+                .is_err()
+        );
     }
 }

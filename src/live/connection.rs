@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use actix_ws::{CloseCode, CloseReason, Message, MessageStream, ProtocolError, Session};
 use bytestring::ByteString;
-use tokio::sync::broadcast::error::RecvError;
 use futures_util::FutureExt;
+use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, watch};
 
 use super::Heartbeat;

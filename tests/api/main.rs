@@ -21,6 +21,7 @@ mod live;
 mod openapi;
 mod operations;
 mod story;
+mod teacher_tools;
 mod timetable;
 mod tokens;
 mod users;

@@ -167,7 +167,22 @@ pub struct World {
 }
 
 pub fn seed(database: &Database, lessons: i64, per_lesson: i64) -> World {
-    let students = lessons * per_lesson;
+    seed_shaped(database, lessons, per_lesson, 1)
+}
+
+/// Like `seed`, with each student enrolled in `courses_each` courses (each course still has
+/// `per_lesson` students, so there are `lessons × per_lesson / courses_each` students); the
+/// world lists one entry per enrolment, so every (student, lesson) pair checks in once.
+pub fn seed_shaped(database: &Database, lessons: i64, per_lesson: i64, courses_each: i64) -> World {
+    assert!(lessons % courses_each == 0 && (lessons * per_lesson) % courses_each == 0);
+    let students = lessons * per_lesson / courses_each;
+    let stride = lessons / courses_each;
+    // A student's first course: classes of `per_lesson` in one course each; with several
+    // courses each, students take turns over the `stride` residues, so every course gets
+    // `per_lesson` students.
+    let first_sql =
+        if courses_each == 1 { format!("(n - 1) / {per_lesson}") } else { format!("(n - 1) % {stride}") };
+    let first_of = move |n: i64| if courses_each == 1 { (n - 1) / per_lesson } else { (n - 1) % stride };
     database.execute(&format!(
         "INSERT INTO users (username, password_hash, role, real_name, created_at) \
          SELECT 'teacher' || n, 'x', 'teacher', 'Teacher ' || n, now() FROM generate_series(1, {lessons}) n;
@@ -178,7 +193,8 @@ pub fn seed(database: &Database, lessons: i64, per_lesson: i64) -> World {
          INSERT INTO users (username, password_hash, role, real_name, student_number, created_at) \
          SELECT 'student' || n, 'x', 'student', 'Student ' || n, 's' || n, now() FROM generate_series(1, {students}) n;
          INSERT INTO enrollments (course_id, student_id, enrolled_at) \
-         SELECT 1 + (n - 1) / {per_lesson}, {lessons} + n, now() FROM generate_series(1, {students}) n;
+         SELECT 1 + ({first_sql} + k * {stride}) % {lessons}, {lessons} + n, now() \
+         FROM generate_series(1, {students}) n, generate_series(0, {courses_each} - 1) k;
          INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at) OVERRIDING SYSTEM VALUE \
          SELECT 1000000000 + id, id, now(), now(), now() + interval '1 day' FROM users;
          ANALYZE;"
@@ -194,10 +210,12 @@ pub fn seed(database: &Database, lessons: i64, per_lesson: i64) -> World {
         teachers: (1..=lessons).map(|id| issue(id, Role::Teacher, &format!("teacher{id}"))).collect(),
         lessons: (1..=lessons).collect(),
         students: (1..=students)
-            .map(|n| {
+            .flat_map(|n| {
                 let id = lessons + n;
                 let token = issue(id, Role::Student, &format!("student{n}"));
-                (id, token, ((n - 1) / per_lesson) as usize)
+                // The same courses as the enrolment INSERT above.
+                let first = first_of(n);
+                (0..courses_each).map(move |k| (id, token.clone(), ((first + k * stride) % lessons) as usize))
             })
             .collect(),
     }

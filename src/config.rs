@@ -112,6 +112,13 @@ impl Settings {
                 message: "must be between 60 and 86400".into(),
             });
         }
+        // Refuse rather than start without the sign-in an operator configured.
+        if var("ROLLCALL_OIDC_PROVIDERS").is_some_and(|v| !v.trim().is_empty()) {
+            return Err(ConfigError {
+                variable: "ROLLCALL_OIDC_PROVIDERS",
+                message: "single sign-on (OpenID Connect) is not available in this version yet".into(),
+            });
+        }
         let db_pool_size: u32 = parse(&var, "ROLLCALL_DB_POOL_SIZE", 16)?;
         if !(1..=500).contains(&db_pool_size) {
             return Err(ConfigError {
@@ -267,6 +274,10 @@ mod tests {
         assert_eq!(
             settings(&[("ROLLCALL_CHECKIN_URL", "https://x.edu/checkin")]).unwrap_err().variable,
             "ROLLCALL_CHECKIN_URL"
+        );
+        assert_eq!(
+            settings(&[("ROLLCALL_OIDC_PROVIDERS", "uni")]).unwrap_err().variable,
+            "ROLLCALL_OIDC_PROVIDERS"
         );
         assert_eq!(
             settings(&[("ROLLCALL_TOKEN_TTL_SECONDS", "5")]).unwrap_err().variable,

@@ -104,6 +104,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    login_codes (code_hash) {
+        code_hash -> Bytea,
+        user_id -> Int8,
+        expires_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     login_failures (id) {
         id -> Int8,
         username -> Text,
@@ -169,6 +178,7 @@ diesel::joinable!(courses -> users (teacher_id));
 diesel::joinable!(enrollments -> courses (course_id));
 diesel::joinable!(enrollments -> users (student_id));
 diesel::joinable!(lessons -> courses (course_id));
+diesel::joinable!(login_codes -> users (user_id));
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(ws_tickets -> lessons (lesson_id));
@@ -184,6 +194,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     courses,
     enrollments,
     lessons,
+    login_codes,
     login_failures,
     refresh_tokens,
     sessions,

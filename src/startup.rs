@@ -36,6 +36,8 @@ fn api(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(auth::session_routes::refresh)
         .service(auth::session_routes::logout)
         .service(auth::activation::activate)
+        .service(auth::sso::list_providers)
+        .service(auth::sso::exchange)
         .service(users::get_me)
         .service(users::update_me)
         .service(auth::change_password::change_my_password)

@@ -13,6 +13,7 @@ pub mod queries;
 pub mod revoked;
 pub mod session_routes;
 pub mod sessions;
+pub mod sso;
 
 use chrono::Duration;
 

@@ -5,6 +5,7 @@ mod admin;
 mod password;
 mod revocation;
 mod sessions;
+mod sso;
 
 use serde_json::{Value, json};
 

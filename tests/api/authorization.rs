@@ -69,6 +69,10 @@ const MATRIX: &[Row] = &[
         let (username, code) = w.activations.lock().unwrap().pop().unwrap();
         Some(json!({"username": username, "activation_code": code, "new_password": "a new password"}))
     }),
+    row("GET", "/api/v1/auth/providers", PUBLIC, none),
+    row("POST", "/api/v1/auth/exchange", PUBLIC, |w| {
+        Some(json!({"login_code": w.login_codes.lock().unwrap().pop()}))
+    }),
     row("POST", "/api/v1/me/password", SIGNED_IN, |_| {
         Some(json!({"current_password": PASSWORD, "new_password": "a new password"}))
     }),
@@ -138,6 +142,8 @@ struct World {
     refresh_tokens: Mutex<Vec<String>>,
     /// For `POST /auth/activate`: one (username, activation code) per caller.
     activations: Mutex<Vec<(String, String)>>,
+    /// For `POST /auth/exchange`: one login code per caller.
+    login_codes: Mutex<Vec<String>>,
 }
 
 impl World {
@@ -148,7 +154,14 @@ impl World {
         let admin = app.create_user_directly(&format!("{name}.admin"), Role::Admin).await;
         let mut refresh_tokens = Vec::new();
         let mut activations = Vec::new();
+        let mut login_codes = Vec::new();
         for caller in 0..CALLERS.len() {
+            if route == "/api/v1/auth/exchange" {
+                use rollcall::clock::Clock;
+                let mut conn = app.pool.get().unwrap();
+                login_codes
+                    .push(rollcall::auth::sso::issue(&mut conn, class.teacher_id, app.clock.now()).unwrap());
+            }
             if route == "/api/v1/auth/refresh" {
                 let login = app.login(&format!("{name}.teacher"), PASSWORD).await;
                 refresh_tokens.push(login.ok(200)["refresh_token"].as_str().unwrap().to_owned());
@@ -168,6 +181,7 @@ impl World {
             admin,
             refresh_tokens: Mutex::new(refresh_tokens),
             activations: Mutex::new(activations),
+            login_codes: Mutex::new(login_codes),
         }
     }
 

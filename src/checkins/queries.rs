@@ -107,9 +107,21 @@ pub fn record_failures(
     diesel::insert_into(checkin_failures::table).values(rows).execute(conn).map(drop)
 }
 
-/// Confirms which of these ids are students (and whether each is disabled), locking each
-/// student's check-ins for the transaction, in id order so concurrent batches cannot deadlock.
-pub fn lock_students(conn: &mut PgConnection, students: &[i64]) -> QueryResult<Vec<(i64, bool)>> {
+/// Locks these students' wrong-code throttles for the transaction, in id order so
+/// concurrent batches cannot deadlock: while held, no other batch on any instance can count
+/// or record a failure of theirs.
+pub fn lock_throttles(conn: &mut PgConnection, students: &[i64]) -> QueryResult<()> {
+    diesel::sql_query(
+        "SELECT pg_advisory_xact_lock(hashtextextended('checkin:' || id, 0)) \
+         FROM (SELECT DISTINCT id FROM unnest($1::int8[]) AS id ORDER BY id) AS s",
+    )
+    .bind::<Array<BigInt>, _>(students)
+    .execute(conn)
+    .map(drop)
+}
+
+/// Confirms which of these ids are students, and whether each is disabled.
+pub fn confirm_students(conn: &mut PgConnection, students: &[i64]) -> QueryResult<Vec<(i64, bool)>> {
     #[derive(QueryableByName)]
     struct Row {
         #[diesel(sql_type = BigInt)]
@@ -117,19 +129,17 @@ pub fn lock_students(conn: &mut PgConnection, students: &[i64]) -> QueryResult<V
         #[diesel(sql_type = Bool)]
         disabled: bool,
     }
-    let rows: Vec<Row> = diesel::sql_query(
-        "SELECT id, disabled, pg_advisory_xact_lock(hashtextextended('checkin:' || id, 0)) \
-         FROM (SELECT id, disabled FROM users WHERE id = ANY($1) AND role = 'student' ORDER BY id) AS s",
-    )
-    .bind::<Array<BigInt>, _>(students)
-    .load(conn)?;
+    let rows: Vec<Row> =
+        diesel::sql_query("SELECT id, disabled FROM users WHERE id = ANY($1) AND role = 'student'")
+            .bind::<Array<BigInt>, _>(students)
+            .load(conn)?;
     Ok(rows.into_iter().map(|r| (r.id, r.disabled)).collect())
 }
 
-/// Like [`lock_students`], and reads each student's session (`sessions[i]` is the session
+/// Like [`confirm_students`], and reads each student's session (`sessions[i]` is the session
 /// of `students[i]`): (id, revoked, live) — live means neither revoked, nor ended by `now`,
 /// nor a disabled account.
-pub fn lock_students_checking_sessions(
+pub fn confirm_students_checking_sessions(
     conn: &mut PgConnection,
     students: &[i64],
     sessions: &[i64],
@@ -146,12 +156,12 @@ pub fn lock_students_checking_sessions(
     }
     let rows: Vec<Row> = diesel::sql_query(
         "SELECT id, state = 'revoked' AS revoked, state = 'live' AND NOT disabled AS live \
-         FROM (SELECT id, disabled, pg_advisory_xact_lock(hashtextextended('checkin:' || id, 0)), \
+         FROM (SELECT id, disabled, \
                       (SELECT CASE WHEN x.revoked_at IS NOT NULL THEN 'revoked' \
                                    WHEN x.expires_at > $3 THEN 'live' ELSE 'ended' END \
                        FROM sessions x WHERE x.id = ($2::int8[])[array_position($1::int8[], o.id)] \
                        AND x.user_id = o.id) AS state \
-               FROM (SELECT id, disabled FROM users WHERE id = ANY($1) AND role = 'student' ORDER BY id) AS o) AS s",
+               FROM (SELECT id, disabled FROM users WHERE id = ANY($1) AND role = 'student') AS o) AS s",
     )
     .bind::<Array<BigInt>, _>(students)
     .bind::<Array<BigInt>, _>(sessions)

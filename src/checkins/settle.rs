@@ -67,15 +67,14 @@ pub(super) fn settle_in(
     let ids: Vec<i64> = attempts.iter().map(|a| a.student_id).collect();
     let session_ids: Vec<i64> = attempts.iter().map(|a| a.session_id).collect();
     let earliest = attempts.iter().map(|a| a.now).min().unwrap_or_else(Utc::now);
-    // Confirms the students and their sessions (their tokens were only verified) and locks
-    // the students, in id order, in the transaction that stores the records. While this
+    // Confirms the students and their sessions (their tokens were only verified). While this
     // instance's view of revoked sessions is complete, it answers for the sessions and the
     // database is asked only for the students.
     let view: Option<Vec<bool>> = attempts.iter().map(|a| revoked.is_revoked(a.session_id)).collect();
     let confirmed: HashMap<i64, Confirmed> = match view {
         Some(view) => {
             let revoked_ids: HashMap<i64, bool> = attempts.iter().map(|a| a.student_id).zip(view).collect();
-            queries::lock_students(conn, &ids)?
+            queries::confirm_students(conn, &ids)?
                 .into_iter()
                 .map(|(id, disabled)| {
                     let revoked = revoked_ids.get(&id).copied().unwrap_or(true);
@@ -83,7 +82,7 @@ pub(super) fn settle_in(
                 })
                 .collect()
         }
-        None => queries::lock_students_checking_sessions(conn, &ids, &session_ids, earliest)?
+        None => queries::confirm_students_checking_sessions(conn, &ids, &session_ids, earliest)?
             .into_iter()
             .map(|(id, revoked, live)| (id, Confirmed { revoked, live }))
             .collect(),
@@ -100,22 +99,48 @@ pub(super) fn settle_in(
         windows.entry(*student).or_default().push(window);
     }
 
-    let decisions: Vec<Decision> = attempts
+    let decide_all = |failures: &HashMap<i64, Vec<DateTime<Utc>>>| -> Vec<Decision> {
+        attempts
+            .iter()
+            .map(|a| {
+                if !students.contains(&a.student_id) {
+                    return match confirmed.get(&a.student_id) {
+                        Some(student) if student.revoked => Decision::Revoked,
+                        _ => Decision::Unknown,
+                    };
+                }
+                decide(
+                    a,
+                    failures.get(&a.student_id).map_or(&[], Vec::as_slice),
+                    windows.get(&a.student_id).map_or(&[], Vec::as_slice),
+                )
+            })
+            .collect()
+    };
+    let mut decisions = decide_all(&failures);
+    // The wrong-code throttle is shared by every instance: a student whose attempt here was
+    // refused, or who has recent failures (and so could be throttled), is locked, and their
+    // failures read again under the lock, before anything is decided for them. A student
+    // with a clean record whose code was right needs no lock: no failure of theirs is
+    // counted or written, so concurrent batches (a student checking in to 20 lessons at
+    // once) do not wait for each other.
+    let contested: Vec<i64> = attempts
         .iter()
-        .map(|a| {
-            if !students.contains(&a.student_id) {
-                return match confirmed.get(&a.student_id) {
-                    Some(student) if student.revoked => Decision::Revoked,
-                    _ => Decision::Unknown,
-                };
-            }
-            decide(
-                a,
-                failures.get(&a.student_id).map_or(&[], Vec::as_slice),
-                windows.get(&a.student_id).map_or(&[], Vec::as_slice),
-            )
+        .zip(&decisions)
+        .filter(|(a, d)| {
+            matches!(d, Decision::Rejected(_) | Decision::Throttled { .. })
+                || failures.contains_key(&a.student_id)
         })
+        .map(|(a, _)| a.student_id)
         .collect();
+    if !contested.is_empty() {
+        queries::lock_throttles(conn, &contested)?;
+        failures.retain(|student, _| !contested.contains(student));
+        for (student, at) in queries::failures_since(conn, &contested, CHECKIN.since(earliest))? {
+            failures.entry(student).or_default().push(at);
+        }
+        decisions = decide_all(&failures);
+    }
 
     let new: Vec<NewCheckin> = attempts
         .iter()

@@ -297,3 +297,28 @@ async fn a_student_reads_their_own_history_newest_first() {
         .await
         .problem(422, "validation_failed");
 }
+
+#[tokio::test]
+async fn concurrent_wrong_codes_on_two_instances_never_pass_the_throttle() {
+    let app = spawn_app().await;
+    let replica = app.replica().await;
+    let class = app.class("c", 1).await;
+    app.open_checkin(&class, json!({"rotation_seconds": 300, "duration_seconds": 3600})).await;
+    let wrong = wrong_code(&app, &class).await;
+    let student = &class.students[0];
+    let attempts = (0..30).map(|n| {
+        let (instance, wrong) = (if n % 2 == 0 { &app } else { &replica }, wrong.clone());
+        async move { instance.check_in(student, &wrong).await.status.as_u16() }
+    });
+    let mut answers = futures_util::future::join_all(attempts).await;
+    answers.sort_unstable();
+    assert_eq!(answers.iter().filter(|s| **s == 422).count(), 10, "{answers:?}");
+    assert_eq!(answers.iter().filter(|s| **s == 429).count(), 20, "{answers:?}");
+    let mut conn = app.pool.get().unwrap();
+    let failures: i64 = checkin_failures::table
+        .filter(checkin_failures::student_id.eq(student.id))
+        .count()
+        .get_result(&mut conn)
+        .unwrap();
+    assert_eq!(failures, 10);
+}

@@ -153,7 +153,17 @@ pub async fn mark_many(
                     at: now,
                     old_status: status::status(before.map(|r| r.status), latest.as_ref(), now),
                 };
-                let row = records::apply_change(conn, &change)?;
+                // Without `overwrite`, a record that appeared since the read above (a code
+                // check-in committing meanwhile) stays as it is.
+                let row = if overwrite {
+                    Some(records::apply_change(conn, &change)?)
+                } else {
+                    records::add_mark(conn, &change)?
+                };
+                let Some(row) = row else {
+                    skipped += 1;
+                    continue;
+                };
                 events.push(Event::Record { lesson_id, student_id });
                 changed.push(record(student, Some(row), latest.as_ref(), &shared, now));
             }

@@ -15,6 +15,7 @@ use crate::auth::extract::Authenticated;
 use crate::clock::Clock;
 use crate::courses::{access, queries as courses};
 use crate::db::{self, DbPool};
+use crate::domain::status::Status;
 use crate::error::{ApiError, problems};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, ToSchema)]
@@ -172,16 +173,21 @@ fn long(
     rows: &[CourseAttendanceRow],
     now: DateTime<Utc>,
 ) -> diesel::QueryResult<Table> {
-    let lesson_ids: Vec<i64> = held.lessons.iter().map(|(l, _)| l.id).collect();
+    let lesson_ids: Vec<i64> = held.lessons.iter().map(|l| l.id).collect();
     let shared = records::shared_devices_of(conn, &lesson_ids)?;
+    // Each student's counted lessons, once: (student, lesson) → status.
+    let statuses: std::collections::HashMap<(i64, i64), Status> = rows
+        .iter()
+        .flat_map(|row| {
+            held.counted(row.student.id, now)
+                .map(move |(lesson, _, status)| ((row.student.id, lesson.id), status))
+        })
+        .collect();
     let mut out = Vec::new();
-    for (lesson, _) in &held.lessons {
+    for lesson in &held.lessons {
         for row in rows {
             let student = &row.student;
-            let Some((_, _, status)) = held.counted(student.id, now).find(|(l, _, _)| l.id == lesson.id)
-            else {
-                continue;
-            };
+            let Some(status) = statuses.get(&(student.id, lesson.id)) else { continue };
             let record: Option<&RecordRow> = held.records.get(&(student.id, lesson.id));
             let flags = record.map(|r| flags(r, shared.get(&lesson.id))).unwrap_or_default();
             out.push(vec![

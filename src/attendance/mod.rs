@@ -279,7 +279,7 @@ pub async fn set_attendance(
         }
         conn.transaction(|conn| {
             let latest = lesson_queries::latest_window(conn, lesson_id)?;
-            let before = records::find(conn, lesson_id, student_id)?;
+            let before = records::find_for_update(conn, lesson_id, student_id)?;
             let change = Change {
                 lesson_id,
                 student_id,

@@ -88,6 +88,21 @@ pub fn find(conn: &mut PgConnection, lesson_id: i64, student_id: i64) -> QueryRe
     attendance::table.find((lesson_id, student_id)).select(RecordRow::as_select()).first(conn).optional()
 }
 
+/// The record, locked for this transaction (so the status an audit row says it came from is
+/// the one it had).
+pub fn find_for_update(
+    conn: &mut PgConnection,
+    lesson_id: i64,
+    student_id: i64,
+) -> QueryResult<Option<RecordRow>> {
+    attendance::table
+        .find((lesson_id, student_id))
+        .select(RecordRow::as_select())
+        .for_update()
+        .first(conn)
+        .optional()
+}
+
 /// Every student the lesson's results list: those for whom it counts (see
 /// `domain::enrolment`) plus anyone with a record for it, each with whether they are
 /// enrolled now and their record (if any), ordered by student number then username.
@@ -180,14 +195,7 @@ pub struct Change<'a> {
 /// if they did) and appends to the audit trail.
 pub fn apply_change(conn: &mut PgConnection, change: &Change<'_>) -> QueryResult<RecordRow> {
     let row = diesel::insert_into(attendance::table)
-        .values((
-            attendance::lesson_id.eq(change.lesson_id),
-            attendance::student_id.eq(change.student_id),
-            attendance::status.eq(change.status),
-            attendance::method.eq(Method::Manual),
-            attendance::note.eq(change.note),
-            attendance::updated_at.eq(change.at),
-        ))
+        .values(new_mark(change))
         .on_conflict((attendance::lesson_id, attendance::student_id))
         .do_update()
         .set((
@@ -198,6 +206,47 @@ pub fn apply_change(conn: &mut PgConnection, change: &Change<'_>) -> QueryResult
         ))
         .returning(RecordRow::as_returning())
         .get_result(conn)?;
+    audit(conn, change)?;
+    Ok(row)
+}
+
+/// A teacher's mark for a student who has no record: `None`, and nothing written, if they
+/// have one by now (a check-in that committed meanwhile is never overwritten).
+pub fn add_mark(conn: &mut PgConnection, change: &Change<'_>) -> QueryResult<Option<RecordRow>> {
+    let row = diesel::insert_into(attendance::table)
+        .values(new_mark(change))
+        .on_conflict_do_nothing()
+        .returning(RecordRow::as_returning())
+        .get_result(conn)
+        .optional()?;
+    if row.is_some() {
+        audit(conn, change)?;
+    }
+    Ok(row)
+}
+
+#[allow(clippy::type_complexity)]
+fn new_mark<'a>(
+    change: &'a Change<'a>,
+) -> (
+    diesel::dsl::Eq<attendance::lesson_id, i64>,
+    diesel::dsl::Eq<attendance::student_id, i64>,
+    diesel::dsl::Eq<attendance::status, RecordStatus>,
+    diesel::dsl::Eq<attendance::method, Method>,
+    diesel::dsl::Eq<attendance::note, Option<&'a str>>,
+    diesel::dsl::Eq<attendance::updated_at, DateTime<Utc>>,
+) {
+    (
+        attendance::lesson_id.eq(change.lesson_id),
+        attendance::student_id.eq(change.student_id),
+        attendance::status.eq(change.status),
+        attendance::method.eq(Method::Manual),
+        attendance::note.eq(change.note),
+        attendance::updated_at.eq(change.at),
+    )
+}
+
+fn audit(conn: &mut PgConnection, change: &Change<'_>) -> QueryResult<()> {
     diesel::insert_into(attendance_audit::table)
         .values((
             attendance_audit::lesson_id.eq(change.lesson_id),
@@ -208,6 +257,6 @@ pub fn apply_change(conn: &mut PgConnection, change: &Change<'_>) -> QueryResult
             attendance_audit::new_status.eq(change.status),
             attendance_audit::note.eq(change.note),
         ))
-        .execute(conn)?;
-    Ok(row)
+        .execute(conn)
+        .map(drop)
 }

@@ -18,7 +18,7 @@ use crate::lessons::queries as lessons;
 use crate::schema::{attendance, lessons as lessons_table, users};
 
 /// One student's totals over the lessons that count for them: those whose check-in has been
-/// opened, first while the student was enrolled, or for which they have a record.
+/// opened, first while the student was enrolled, and any for which they have a record.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct CourseAttendanceRow {
     pub student: UserRef,
@@ -52,8 +52,9 @@ pub struct CourseAttendanceRow {
 
 /// The lessons a report counts and the records in them.
 pub struct Held {
-    /// Opened by now and not cancelled, by start time then id: (lesson, first opened).
-    pub lessons: Vec<(lessons::LessonRow, DateTime<Utc>)>,
+    /// Not cancelled, and opened by now or with someone's record (a teacher's mark before
+    /// any opening counts for that student), by start time then id.
+    pub lessons: Vec<lessons::LessonRow>,
     pub windows: HashMap<i64, Window>,
     /// Keyed by (student, lesson).
     pub records: HashMap<(i64, i64), crate::attendance::records::RecordRow>,
@@ -66,9 +67,10 @@ impl Held {
     /// queries however many students and lessons.
     pub fn load(conn: &mut PgConnection, course_id: i64, now: DateTime<Utc>) -> QueryResult<Self> {
         let enrolments = courses::enrolments_in(conn, course_id)?;
+        let marked = attendance::table.select(attendance::lesson_id);
         let rows: Vec<lessons::LessonRow> = lessons_table::table
             .filter(lessons_table::course_id.eq(course_id))
-            .filter(lessons_table::first_opened_at.le(now))
+            .filter(lessons_table::first_opened_at.le(now).or(lessons_table::id.eq_any(marked)))
             .filter(lessons_table::cancelled.eq(false))
             .select(lessons::LessonRow::as_select())
             .order((lessons_table::starts_at.asc().nulls_last(), lessons_table::id.asc()))
@@ -82,8 +84,7 @@ impl Held {
             .into_iter()
             .map(|row| ((row.student_id, row.lesson_id), row))
             .collect();
-        let lessons = rows.into_iter().filter_map(|l| l.first_opened_at.map(|at| (l, at))).collect();
-        Ok(Self { lessons, windows, records, enrolments, policy: courses::policy(conn, course_id)? })
+        Ok(Self { lessons: rows, windows, records, enrolments, policy: courses::policy(conn, course_id)? })
     }
 
     /// Everyone with a period in the course, and (should one ever lack it) anyone with a
@@ -98,19 +99,23 @@ impl Held {
             .load(conn)
     }
 
-    /// The held lessons that count for the student, each with the student's status in it.
+    /// The lessons that count for the student, each with its window (if it was opened) and
+    /// the student's status in it. A lesson not opened yet counts only for a student with a
+    /// record in it.
     pub fn counted<'a>(
         &'a self,
         student_id: i64,
         now: DateTime<Utc>,
-    ) -> impl Iterator<Item = (&'a lessons::LessonRow, &'a Window, Status)> + 'a {
+    ) -> impl Iterator<Item = (&'a lessons::LessonRow, Option<&'a Window>, Status)> + 'a {
         let enrolment = self.enrolments.get(&student_id).unwrap_or(&enrolment::NEVER);
-        self.lessons.iter().filter_map(move |(lesson, first_opened_at)| {
-            let window = self.windows.get(&lesson.id)?;
+        self.lessons.iter().filter_map(move |lesson| {
+            let window = self.windows.get(&lesson.id).filter(|w| w.has_opened(now));
             let record = self.records.get(&(student_id, lesson.id));
-            enrolment
-                .counts(Some(*first_opened_at), record.is_some())
-                .then(|| (lesson, window, status(record.map(|r| r.status), Some(window), now)))
+            let counts = match window {
+                Some(_) => enrolment.counts(lesson.first_opened_at, record.is_some()),
+                None => record.is_some(),
+            };
+            counts.then(|| (lesson, window, status(record.map(|r| r.status), window, now)))
         })
     }
 
@@ -130,8 +135,8 @@ impl Held {
             if let Some(record) = self.records.get(&(student.id, lesson.id))
                 && matches!(record.status, RecordStatus::Present | RecordStatus::Late)
             {
-                let attended = record.checked_in_at.unwrap_or(window.opened_at);
-                last_attended_at = last_attended_at.max(Some(attended));
+                let attended = record.checked_in_at.or(window.map(|w| w.opened_at));
+                last_attended_at = last_attended_at.max(attended);
             }
         }
         let rate = self.policy.rate(&tally);

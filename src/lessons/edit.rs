@@ -81,7 +81,8 @@ problems!(UpdateLessonProblems {
 /// while it has not opened; a window that has opened is never changed by an edit.
 /// Cancelling closes an open window now (dashboards get the `state` event) and drops a
 /// planned one; a cancelled lesson stays in lists with `cancelled: true`, cannot be opened
-/// and counts nowhere. Un-cancelling plans its automatic window again if it was never opened.
+/// and counts nowhere. Un-cancelling plans its automatic window again if it was never opened
+/// and its time is still ahead.
 #[utoipa::path(
     tag = "lessons",
     params(("lesson_id" = i64, Path, description = "Lesson id")),
@@ -130,7 +131,9 @@ fn update(
         queries::set_closed_at(conn, open.id, now)?;
         changed = true;
     }
-    changed |= schedule::plan(conn, &row, teacher_id, now)?;
+    let past =
+        if before.cancelled && !row.cancelled { schedule::Past::Skipped } else { schedule::Past::Held };
+    changed |= schedule::plan(conn, &row, teacher_id, now, past)?;
     if changed {
         events::publish(conn, Event::Window { lesson_id })?;
     }
@@ -172,7 +175,10 @@ pub async fn delete_lesson(
             if queries::has_opened(conn, lesson_id, now)? || queries::has_records(conn, lesson_id)? {
                 return Err(ApiError::LessonHasAttendance);
             }
-            Ok(queries::delete(conn, lesson_id)?)
+            queries::delete(conn, lesson_id)?;
+            // A dashboard watching a planned lesson drops its planned window.
+            events::publish(conn, Event::Window { lesson_id })?;
+            Ok(())
         })
     })
     .await?;

@@ -157,7 +157,9 @@ impl From<AutoCheckin> for AutoCheckinSettings {
     }
 }
 
-/// Automatic check-in as sent; a setting left out takes `checkin/open`'s default.
+/// Automatic check-in as sent; a setting left out takes `checkin/open`'s default. A setting
+/// out of range is a 422 whose `field` is prefixed with `auto_checkin.` (e.g.
+/// `auto_checkin.code_length`).
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AutoCheckinRequest {
@@ -197,9 +199,9 @@ pub struct CreateLesson {
     #[serde(default, deserialize_with = "some_datetime")]
     #[schema(value_type = String, format = DateTime, example = "2026-09-07T09:00:00Z")]
     pub starts_at: Option<DateTime<Utc>>,
-    /// When the lesson ends (RFC 3339); needs `starts_at` and must be later.
-    #[serde(default, deserialize_with = "some_datetime")]
-    #[schema(value_type = String, format = DateTime, example = "2026-09-07T10:30:00Z")]
+    /// When the lesson ends (RFC 3339); needs `starts_at` and must be later. `null` is the
+    /// same as leaving it out.
+    #[schema(value_type = Option<String>, format = DateTime, example = "2026-09-07T10:30:00Z")]
     pub ends_at: Option<DateTime<Utc>>,
     /// Open check-in automatically (needs `starts_at`).
     #[schema(inline)]
@@ -262,7 +264,7 @@ pub async fn create_lesson(
         let row = conn.transaction(|conn| -> Result<_, ApiError> {
             let row = queries::insert_many(conn, course_id, std::slice::from_ref(&fields), now)?.remove(0);
             // A new lesson has no dashboard to tell.
-            schedule::plan(conn, &row, user.id, now)?;
+            schedule::plan(conn, &row, user.id, now, schedule::Past::Held)?;
             Ok(queries::get(conn, row.id)?)
         })?;
         Ok(assemble(conn, vec![row], None, now)?.remove(0))

@@ -11,7 +11,8 @@
 //! - Opening by hand before the automatic time drops the planned window (the lesson then
 //!   opens automatically no more); closing by hand and re-opening work as for any window.
 //! - A planned window wholly in the past (a lesson entered after it was held) is a closed
-//!   window: the lesson was held.
+//!   window: the lesson was held. Un-cancelling plans the window again only if its time is
+//!   still ahead: a lesson cancelled at its time was not held.
 
 use chrono::{DateTime, Utc};
 use diesel::PgConnection;
@@ -27,6 +28,15 @@ pub fn new_secret() -> Result<[u8; 32], ApiError> {
     Ok(secret)
 }
 
+/// Whether a window whose opening time has passed may still be written: yes for a lesson
+/// entered or moved after it was held, no for one un-cancelled (it was cancelled then, so it
+/// cannot have been open).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Past {
+    Held,
+    Skipped,
+}
+
 /// Makes the lesson's planned window agree with its fields; returns whether any window
 /// changed (the caller then tells the dashboards). Run it in the transaction that wrote
 /// the lesson, holding its row lock.
@@ -35,6 +45,7 @@ pub fn plan(
     lesson: &LessonRow,
     teacher_id: i64,
     now: DateTime<Utc>,
+    past: Past,
 ) -> Result<bool, ApiError> {
     if queries::has_opened(conn, lesson.id, now)? {
         return Ok(false);
@@ -42,6 +53,9 @@ pub fn plan(
     let mut changed = queries::unschedule(conn, lesson.id, now)?;
     if let (false, Some(auto), Some(starts_at)) = (lesson.cancelled, lesson.auto.get(), lesson.starts_at) {
         let (opened_at, closes_at) = auto.window(starts_at);
+        if past == Past::Skipped && opened_at <= now {
+            return Ok(changed);
+        }
         let secret = new_secret()?;
         let window = NewWindow {
             lesson_id: lesson.id,

@@ -139,7 +139,7 @@ pub async fn create_series(
             let rows = queries::insert_many(conn, course_id, &fields, now)?;
             // New lessons have no dashboard to tell.
             for row in &rows {
-                schedule::plan(conn, row, user.id, now)?;
+                schedule::plan(conn, row, user.id, now, schedule::Past::Held)?;
             }
             Ok(rows.iter().map(|row| row.id).collect::<Vec<_>>())
         })?;

@@ -320,3 +320,18 @@ async fn existing_enrolments_migrate_to_one_period_from_their_enrolled_at() {
     // So the lesson held before the late joiner's enrolment does not count for them.
     assert_eq!(listed(&results(&app, &class, class.lesson_id).await).len(), 2);
 }
+
+#[tokio::test]
+async fn a_teachers_mark_on_a_lesson_never_opened_counts_for_that_student_only() {
+    let app = spawn_app().await;
+    let class = app.class("c", 2).await;
+    let mark = format!("/api/v1/lessons/{}/attendance/{}", class.lesson_id, class.students[0].id);
+    app.send(Method::PUT, &mark, Some(&class.teacher), Some(json!({"status": "excused"}))).await.ok(200);
+    let report = report(&app, &class).await;
+    let marked = row_of(&report, class.students[0].id);
+    assert_eq!((marked["lessons_counted"].as_i64(), marked["excused"].as_i64()), (Some(1), Some(1)));
+    let other = row_of(&report, class.students[1].id);
+    assert_eq!((other["lessons_counted"].as_i64(), other["attendance_rate"].clone()), (Some(0), Value::Null));
+    let mine = app.get("/api/v1/me/courses/attendance", &class.students[0].token).await;
+    assert_eq!(mine.ok(200)[0]["lessons_counted"], 1);
+}

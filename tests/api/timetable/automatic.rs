@@ -148,3 +148,31 @@ async fn an_automatic_window_wholly_in_the_past_is_a_lesson_held() {
     let off = app.send(Method::PATCH, &path, Some(&class.teacher), Some(json!({"auto_checkin": null}))).await;
     assert_eq!(off.ok(200)["checkin"]["state"], "closed");
 }
+
+#[tokio::test]
+async fn a_lesson_cancelled_at_its_automatic_time_was_not_held_when_restored() {
+    let app = spawn_app().await;
+    let class = app.class("c", 1).await;
+    let id = automatic(&app, &class).await;
+    let path = format!("/api/v1/lessons/{id}");
+    let patch = |body| app.send(Method::PATCH, &path, Some(&class.teacher), Some(body));
+    patch(json!({"cancelled": true})).await.ok(200);
+    app.advance(1200);
+    let restored = patch(json!({"cancelled": false})).await;
+    assert_eq!(restored.ok(200)["checkin"]["state"], "not_started", "its time passed while it was cancelled");
+    assert_eq!(lesson(&app, &class.students[0].token, id).await["my_status"], "not_started");
+    // Restored before its time, it opens by itself again.
+    let body = json!({"title": "Later", "starts_at": "2026-11-25T08:40:00Z", "auto_checkin": {"open_offset_minutes": -5}});
+    let created =
+        app.post(&format!("/api/v1/courses/{}/lessons", class.course_id), &class.teacher, body).await;
+    let later = created.ok(201)["id"].as_i64().unwrap();
+    let later_path = format!("/api/v1/lessons/{later}");
+    app.send(Method::PATCH, &later_path, Some(&class.teacher), Some(json!({"cancelled": true})))
+        .await
+        .ok(200);
+    app.send(Method::PATCH, &later_path, Some(&class.teacher), Some(json!({"cancelled": false})))
+        .await
+        .ok(200);
+    app.advance(900);
+    assert_eq!(state(&lesson(&app, &class.teacher, later).await), "open");
+}

@@ -29,6 +29,8 @@ async fn a_lesson_takes_an_end_and_refuses_one_before_its_start() {
         (Some("2026-12-01T10:30:00Z"), Some(false))
     );
     assert_eq!(created["auto_checkin"], Value::Null);
+    let open_ended = app.post(&path, &class.teacher, json!({"title": "L", "ends_at": null})).await;
+    assert_eq!(open_ended.ok(201)["ends_at"], Value::Null, "null is the same as leaving it out");
     let cases = [
         (
             json!({"title": "L", "starts_at": "2026-12-01T09:00:00Z", "ends_at": "2026-12-01T09:00:00Z"}),
@@ -44,7 +46,7 @@ async fn a_lesson_takes_an_end_and_refuses_one_before_its_start() {
     for (body, fields) in cases {
         invalid(&app.post(&path, &class.teacher, body).await, &fields);
     }
-    assert_eq!(lesson_count(&app, class.course_id), 2);
+    assert_eq!(lesson_count(&app, class.course_id), 3);
 }
 
 #[tokio::test]

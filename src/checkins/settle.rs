@@ -89,16 +89,11 @@ pub(super) fn settle_in(
     };
     let students: HashSet<i64> = confirmed.iter().filter(|(_, s)| s.live).map(|(id, _)| *id).collect();
     let latest = attempts.iter().map(|a| a.now).max().unwrap_or_else(Utc::now);
-    let mut failures: HashMap<i64, Vec<DateTime<Utc>>> = HashMap::new();
-    for (student, at) in queries::failures_since(conn, &ids, CHECKIN.since(earliest))? {
-        failures.entry(student).or_default().push(at);
-    }
     let open = queries::unfinished_windows_for(conn, &ids, earliest, latest)?;
     let mut windows: HashMap<i64, Vec<&OpenWindow>> = HashMap::new();
     for (student, window) in &open {
         windows.entry(*student).or_default().push(window);
     }
-
     let decide_all = |failures: &HashMap<i64, Vec<DateTime<Utc>>>| -> Vec<Decision> {
         attempts
             .iter()
@@ -117,30 +112,26 @@ pub(super) fn settle_in(
             })
             .collect()
     };
-    let mut decisions = decide_all(&failures);
-    // The wrong-code throttle is shared by every instance: a student whose attempt here was
-    // refused, or who has recent failures (and so could be throttled), is locked, and their
-    // failures read again under the lock, before anything is decided for them. A student
-    // with a clean record whose code was right needs no lock: no failure of theirs is
-    // counted or written, so concurrent batches (a student checking in to 20 lessons at
-    // once) do not wait for each other.
+    // The wrong-code throttle is shared by every instance. Only a refused code writes a
+    // failure, so the students with one in this batch are locked (in id order) before their
+    // failures are read; the read is a new statement, so it sees every failure committed
+    // before the lock was granted. A right code takes no lock: at most it reads a count that
+    // is a moment old, and writes no failure, so a student checking in to 20 lessons at once
+    // does not queue behind themself.
     let contested: Vec<i64> = attempts
         .iter()
-        .zip(&decisions)
-        .filter(|(a, d)| {
-            matches!(d, Decision::Rejected(_) | Decision::Throttled { .. })
-                || failures.contains_key(&a.student_id)
-        })
+        .zip(decide_all(&HashMap::new()))
+        .filter(|(_, d)| matches!(d, Decision::Rejected(_)))
         .map(|(a, _)| a.student_id)
         .collect();
     if !contested.is_empty() {
         queries::lock_throttles(conn, &contested)?;
-        failures.retain(|student, _| !contested.contains(student));
-        for (student, at) in queries::failures_since(conn, &contested, CHECKIN.since(earliest))? {
-            failures.entry(student).or_default().push(at);
-        }
-        decisions = decide_all(&failures);
     }
+    let mut failures: HashMap<i64, Vec<DateTime<Utc>>> = HashMap::new();
+    for (student, at) in queries::failures_since(conn, &ids, CHECKIN.since(earliest))? {
+        failures.entry(student).or_default().push(at);
+    }
+    let decisions = decide_all(&failures);
 
     let new: Vec<NewCheckin> = attempts
         .iter()

@@ -30,37 +30,35 @@ pub struct FormatQuery {
     pub format: Option<Format>,
 }
 
-/// What to answer: `?format=` if given, else the first kind the `Accept` header names that
-/// this route can produce (a workbook, CSV, JSON; `*/*`, `application/*` and no header mean
-/// JSON, `text/*` CSV). An `Accept` that names none of them is 406 `not_acceptable`.
+/// What to answer: `?format=` if given, else the most preferred kind the `Accept` header
+/// names (by q-value, then specificity, then order) that this route can produce: a workbook,
+/// CSV or JSON; `*/*` and `application/*` mean JSON, `text/*` CSV, and no header JSON. An
+/// `Accept` that names none of them (or only with `q=0`) is 406 `not_acceptable`.
 pub fn negotiate(req: &HttpRequest, format: Option<Format>) -> Result<Format, ApiError> {
+    use actix_web::http::header::{Accept, Header, Quality};
     if let Some(format) = format {
         return Ok(format);
     }
-    let Some(accept) = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+    let present =
+        req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| !v.trim().is_empty());
+    if !present {
+        return Ok(Format::Json);
+    }
+    // A header that cannot be read is ignored, as if it were not there.
+    let Ok(accept) = Accept::parse(req) else {
         return Ok(Format::Json);
     };
-    if accept.trim().is_empty() {
-        return Ok(Format::Json);
-    }
-    let ranges: Vec<String> = accept
-        .split(',')
-        .filter(|range| !range.split(';').skip(1).any(|p| p.trim().replace(' ', "") == "q=0"))
-        .map(|range| range.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
-        .filter(|media| !media.is_empty())
-        .collect();
-    let names = |media: &str| ranges.iter().any(|r| r == media);
-    if names(XLSX) {
-        Ok(Format::Xlsx)
-    } else if names("text/csv") {
-        Ok(Format::Csv)
-    } else if names("application/json") || names("*/*") || names("application/*") {
-        Ok(Format::Json)
-    } else if names("text/*") {
-        Ok(Format::Csv)
-    } else {
-        Err(ApiError::NotAcceptable)
-    }
+    let wanted = Accept(accept.0.into_iter().filter(|range| range.quality > Quality::ZERO).collect());
+    wanted
+        .ranked()
+        .iter()
+        .find_map(|mime| match mime.essence_str() {
+            XLSX => Some(Format::Xlsx),
+            "text/csv" | "text/*" => Some(Format::Csv),
+            "application/json" | "application/*" | "*/*" => Some(Format::Json),
+            _ => None,
+        })
+        .ok_or(ApiError::NotAcceptable)
 }
 
 /// One cell of an export.
@@ -227,7 +225,9 @@ mod tests {
         };
         assert_eq!(pick(None), Ok(Format::Json));
         assert_eq!(pick(Some("*/*")), Ok(Format::Json));
-        assert_eq!(pick(Some("text/csv;q=0.9, application/json")), Ok(Format::Csv));
+        assert_eq!(pick(Some("text/csv;q=0.9, application/json")), Ok(Format::Json), "by q-value");
+        assert_eq!(pick(Some("application/json;q=0.5, text/csv")), Ok(Format::Csv));
+        assert_eq!(pick(Some("text/csv, application/json")), Ok(Format::Csv), "equal q: listed order");
         assert_eq!(pick(Some(XLSX)), Ok(Format::Xlsx));
         assert_eq!(pick(Some("text/*")), Ok(Format::Csv));
         assert_eq!(pick(Some("image/png")), Err("not_acceptable"));

@@ -10,7 +10,6 @@ use utoipa::{IntoParams, ToSchema};
 use super::export::{Cell, Format, Table, negotiate};
 use super::records::{self, RecordRow};
 use super::report::{CourseAttendanceRow, Held};
-use super::{SHARED_DEVICE, STALE_CODE};
 use crate::auth::extract::Authenticated;
 use crate::clock::Clock;
 use crate::courses::{access, queries as courses};
@@ -189,7 +188,7 @@ fn long(
             let student = &row.student;
             let Some(status) = statuses.get(&(student.id, lesson.id)) else { continue };
             let record: Option<&RecordRow> = held.records.get(&(student.id, lesson.id));
-            let flags = record.map(|r| flags(r, shared.get(&lesson.id))).unwrap_or_default();
+            let flags = record.map(|r| r.flags(shared.get(&lesson.id))).unwrap_or_default();
             out.push(vec![
                 Cell::Int(lesson.id),
                 Cell::Text(lesson.title.clone()),
@@ -206,16 +205,4 @@ fn long(
         }
     }
     Ok(Table { header: LONG.to_vec(), rows: out })
-}
-
-/// The record's proxy-attendance flags, given the lesson's shared devices.
-pub fn flags(record: &RecordRow, shared: Option<&std::collections::HashSet<String>>) -> Vec<String> {
-    let mut flags = Vec::new();
-    if record.device_id.as_ref().is_some_and(|device| shared.is_some_and(|shared| shared.contains(device))) {
-        flags.push(SHARED_DEVICE.to_owned());
-    }
-    if record.stale_code {
-        flags.push(STALE_CODE.to_owned());
-    }
-    flags
 }

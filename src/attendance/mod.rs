@@ -120,7 +120,7 @@ fn record(
     shared: &HashSet<String>,
     now: DateTime<Utc>,
 ) -> AttendanceRecord {
-    let flags = row.as_ref().map(|r| course::flags(r, Some(shared))).unwrap_or_default();
+    let flags = row.as_ref().map(|r| r.flags(Some(shared))).unwrap_or_default();
     AttendanceRecord {
         student,
         status: status::status(row.as_ref().map(|r| r.status), latest, now),
@@ -274,12 +274,13 @@ pub async fn set_attendance(
     let ((lesson_id, student_id), user, now) = (path.into_inner(), caller.user, clock.now());
     let updated = db::run(&pool, move |conn| -> Result<_, ApiError> {
         let (course_id, _) = access::check_lesson(conn, lesson_id, &user, access::TEACHER)?;
-        if !records::may_mark(conn, course_id, lesson_id, student_id)? {
-            return Err(ApiError::NotFound("this student is not enrolled in the lesson's course"));
-        }
         conn.transaction(|conn| {
-            let latest = lesson_queries::latest_window(conn, lesson_id)?;
+            // For students enrolled now, and for a former student's existing record.
             let before = records::find_for_update(conn, lesson_id, student_id)?;
+            if before.is_none() && !course_queries::is_enrolled(conn, course_id, student_id)? {
+                return Err(ApiError::NotFound("this student is not enrolled in the lesson's course"));
+            }
+            let latest = lesson_queries::latest_window(conn, lesson_id)?;
             let change = Change {
                 lesson_id,
                 student_id,

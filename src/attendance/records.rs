@@ -25,6 +25,22 @@ pub struct RecordRow {
     pub stale_code: bool,
 }
 
+impl RecordRow {
+    /// Its proxy-attendance flags (`shared_device`, `stale_code`), given the devices of its
+    /// lesson that checked in more than one student.
+    pub fn flags(&self, shared: Option<&HashSet<String>>) -> Vec<String> {
+        let mut flags = Vec::new();
+        if self.device_id.as_ref().is_some_and(|device| shared.is_some_and(|shared| shared.contains(device)))
+        {
+            flags.push(super::SHARED_DEVICE.to_owned());
+        }
+        if self.stale_code {
+            flags.push(super::STALE_CODE.to_owned());
+        }
+        flags
+    }
+}
+
 pub struct NewCheckin<'a> {
     pub lesson_id: i64,
     pub student_id: i64,
@@ -143,17 +159,6 @@ pub fn roster_with_records(
             (student, enrolled, record)
         })
         .collect())
-}
-
-/// Whether the teacher may set the student's status for the lesson: they are enrolled
-/// now, or already have a record for it (a former student's record stays correctable).
-pub fn may_mark(
-    conn: &mut PgConnection,
-    course_id: i64,
-    lesson_id: i64,
-    student_id: i64,
-) -> QueryResult<bool> {
-    Ok(courses::is_enrolled(conn, course_id, student_id)? || find(conn, lesson_id, student_id)?.is_some())
 }
 
 /// Device ids that checked in more than one student for the lesson.

@@ -26,14 +26,17 @@ enum Decision<'a> {
     Accept { open: &'a OpenWindow, status: RecordStatus, stale: bool },
 }
 
-fn decide<'a>(attempt: &Attempt, failures: &[DateTime<Utc>], windows: &[&'a OpenWindow]) -> Decision<'a> {
+/// `Throttled` if the student's recent failures throttle this attempt.
+fn throttle(attempt: &Attempt, failures: &[DateTime<Utc>]) -> Option<Decision<'static>> {
     let since = CHECKIN.since(attempt.now);
     let recent: Vec<DateTime<Utc>> = failures.iter().copied().filter(|at| *at > since).collect();
-    if let Some(retry_after_secs) =
-        CHECKIN.retry_after(recent.len() as i64, recent.iter().min().copied(), attempt.now)
-    {
-        return Decision::Throttled { retry_after_secs };
-    }
+    CHECKIN
+        .retry_after(recent.len() as i64, recent.iter().min().copied(), attempt.now)
+        .map(|retry_after_secs| Decision::Throttled { retry_after_secs })
+}
+
+/// The attempt's code against the student's open windows: `Accept` or `Rejected`.
+fn judge<'a>(attempt: &Attempt, windows: &[&'a OpenWindow]) -> Decision<'a> {
     let open: Vec<&&OpenWindow> = windows.iter().filter(|o| o.window.is_open(attempt.now)).collect();
     let verdicts: Vec<Verdict> =
         open.iter().map(|o| o.window.schedule().verify(&attempt.code, attempt.now)).collect();
@@ -94,24 +97,19 @@ pub(super) fn settle_in(
     for (student, window) in &open {
         windows.entry(*student).or_default().push(window);
     }
-    let decide_all = |failures: &HashMap<i64, Vec<DateTime<Utc>>>| -> Vec<Decision> {
-        attempts
-            .iter()
-            .map(|a| {
-                if !students.contains(&a.student_id) {
-                    return match confirmed.get(&a.student_id) {
-                        Some(student) if student.revoked => Decision::Revoked,
-                        _ => Decision::Unknown,
-                    };
-                }
-                decide(
-                    a,
-                    failures.get(&a.student_id).map_or(&[], Vec::as_slice),
-                    windows.get(&a.student_id).map_or(&[], Vec::as_slice),
-                )
-            })
-            .collect()
-    };
+    // Each code is judged once; the throttle is applied after the failures are read.
+    let judged: Vec<Decision> = attempts
+        .iter()
+        .map(|a| {
+            if !students.contains(&a.student_id) {
+                return match confirmed.get(&a.student_id) {
+                    Some(student) if student.revoked => Decision::Revoked,
+                    _ => Decision::Unknown,
+                };
+            }
+            judge(a, windows.get(&a.student_id).map_or(&[], Vec::as_slice))
+        })
+        .collect();
     // The wrong-code throttle is shared by every instance. Only a refused code writes a
     // failure, so the students with one in this batch are locked (in id order) before their
     // failures are read; the read is a new statement, so it sees every failure committed
@@ -120,7 +118,7 @@ pub(super) fn settle_in(
     // does not queue behind themself.
     let contested: Vec<i64> = attempts
         .iter()
-        .zip(decide_all(&HashMap::new()))
+        .zip(&judged)
         .filter(|(_, d)| matches!(d, Decision::Rejected(_)))
         .map(|(a, _)| a.student_id)
         .collect();
@@ -131,7 +129,14 @@ pub(super) fn settle_in(
     for (student, at) in queries::failures_since(conn, &ids, CHECKIN.since(earliest))? {
         failures.entry(student).or_default().push(at);
     }
-    let decisions = decide_all(&failures);
+    let decisions: Vec<Decision> = attempts
+        .iter()
+        .zip(judged)
+        .map(|(a, judged)| match judged {
+            Decision::Unknown | Decision::Revoked => judged,
+            _ => throttle(a, failures.get(&a.student_id).map_or(&[], Vec::as_slice)).unwrap_or(judged),
+        })
+        .collect();
 
     let new: Vec<NewCheckin> = attempts
         .iter()
@@ -211,6 +216,11 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
+
+    /// Throttle first, then the code: what the batch decides for one attempt.
+    fn decide<'a>(attempt: &Attempt, failures: &[DateTime<Utc>], windows: &[&'a OpenWindow]) -> Decision<'a> {
+        throttle(attempt, failures).unwrap_or_else(|| judge(attempt, windows))
+    }
     use crate::client::ClientInfo;
     use crate::domain::window::Window;
 

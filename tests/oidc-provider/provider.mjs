@@ -28,16 +28,52 @@
 // student_number and any other field found in the accounts at startup; `email` scope: email,
 // email_verified.
 //
-// Test-only admin API (loopback, no authentication, it is a test provider):
+// Endpoints (oidc-provider's default routes; discovery has them): authorization /auth, token
+// /token, JWKS /jwks, userinfo /me (GET and POST), discovery /.well-known/openid-configuration
+// (and /.well-known/oauth-authorization-server).
+//
+// Test-only admin API (loopback, no authentication, it is a test provider). Bodies are JSON; a
+// malformed body, an unknown field or a wrong type answers 400 with a plain-text reason.
 //   POST /__test/accounts   body: one account as JSON → 204; adds or replaces it (by sub).
 //                           Takes precedence over ACCOUNTS_FILE.
+//   POST /__test/id-token   body: {"aud"?: string|[string], "nonce"?: string, "iss"?: string,
+//                           "sub"?: string, "exp_offset"?: s, "iat_offset"?: s,
+//                           "key"?: "provider"|"unknown"|"none-alg", "times"?: n ≥ 1 (default 1)}
+//                           → 204. The next `times` token-endpoint answers (200) that carry an
+//                           id_token get it forged: the payload with those claims replaced (null
+//                           removes one), exp = now + exp_offset, iat = now + iat_offset (the
+//                           provider's clock, seconds), then signed RS256 by the provider's
+//                           current key (`provider`, the default), by a fresh RSA key whose kid
+//                           (`unknown-…`) is in no JWKS (`unknown`), or not at all (`none-alg`:
+//                           alg none, no kid, empty signature). A new POST replaces a pending one.
+//   DELETE /__test/id-token → 204; drops a pending override.
+//   POST /__test/rotate-key → 200 {"kid": "<new kid>"}: a new RSA-2048 signing key. From then on
+//                           the JWKS lists the newest key first, then the older ones (the
+//                           original last), and every ID token is signed by the newest key.
+//   POST /__test/fail       body: {"endpoint": "token"|"userinfo"|"jwks"|"discovery",
+//                           "mode": "error"|"hang", "times"?: n ≥ 1 (default: until cleared)}
+//                           → 204; replaces that endpoint's previous setting. The next `times`
+//                           requests there (any client, valid or not) get: `error` → 500
+//                           {"error":"server_error","error_description":…}; `hang` → no answer,
+//                           the connection stays open until the client gives up, 120 s pass
+//                           (then it is destroyed), DELETE /__test/fail or the provider stops.
+//                           A failed or hung request never reaches oidc-provider (a code sent
+//                           to a hung token endpoint stays unused).
+//   DELETE /__test/fail     → 204; clears every endpoint and drops the hung connections.
+//   GET /__test/stats       → 200 {"jwks_fetches": n, "token_requests": n, "userinfo_requests": n,
+//                           "discovery_fetches": n}: requests that reached those endpoints since
+//                           the start (or the last reset), including failed and hung ones.
+//   DELETE /__test/stats    → 204; sets them to 0.
+// Without a pending override and a rotation, ID tokens are oidc-provider's own, untouched.
 //
 // Interaction: GET /interaction/<uid> shows a plain HTML form (fields `login`, `password`,
 // POSTed to /interaction/<uid>/login) and a `cancel` link (/interaction/<uid>/abort).
 // A wrong login or password shows the form again (200, with an error paragraph). Consent is
 // granted automatically. Cancel ends the flow with `error=access_denied` at the redirect URI.
 
-import { randomBytes, generateKeyPairSync, timingSafeEqual, createHash } from 'node:crypto';
+import {
+  randomBytes, generateKeyPairSync, timingSafeEqual, createHash, createPublicKey, sign as cryptoSign,
+} from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 
@@ -174,10 +210,11 @@ const loopbackOnly = REDIRECT_URIS.every((uri) => {
   return url?.protocol === 'http:' && ['127.0.0.1', '[::1]', 'localhost'].includes(url.hostname);
 });
 
+const newKid = (prefix) => `${prefix}-${randomBytes(6).toString('hex')}`;
 const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const signingKey = {
   ...privateKey.export({ format: 'jwk' }),
-  kid: `test-${randomBytes(6).toString('hex')}`,
+  kid: newKid('test'),
   alg: 'RS256',
   use: 'sig',
 };
@@ -381,6 +418,260 @@ async function adminAccounts(req, res) {
   res.writeHead(204).end();
 }
 
+// --- test hooks: forged ID tokens, key rotation, injected failures, counters ------------------
+//
+// oidc-provider's key set is fixed at construction, so a rotated key lives here: the Koa
+// middleware below re-signs ID tokens in token-endpoint responses and adds the rotated public
+// keys to the JWKS response.
+
+const b64url = (value) => Buffer.from(value).toString('base64url');
+const nowSeconds = () => Math.floor(Date.now() / 1000);
+
+function rsaKey(kid, key = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey) {
+  const { kty, n, e } = createPublicKey(key).export({ format: 'jwk' });
+  return { kid, privateKey: key, publicJwk: { kty, n, e, kid, alg: 'RS256', use: 'sig' } };
+}
+
+// Signing keys, oldest first: the configured one (served by oidc-provider itself), then the
+// rotated ones. The last one signs.
+const signingKeys = [rsaKey(signingKey.kid, privateKey)];
+const currentKey = () => signingKeys[signingKeys.length - 1];
+
+let idTokenOverride; // {claims, remove, expOffset, iatOffset, key, unknownKey, remaining}
+const failures = new Map(); // endpoint → {mode, remaining}
+const hanging = new Set(); // sockets of requests that are never answered
+const HANG_LIMIT_MS = 120_000;
+const stats = { jwks_fetches: 0, token_requests: 0, userinfo_requests: 0, discovery_fetches: 0 };
+const STAT_OF = {
+  jwks: 'jwks_fetches', token: 'token_requests', userinfo: 'userinfo_requests', discovery: 'discovery_fetches',
+};
+
+// RS256 compact JWS by hand (node:crypto signs RSASSA-PKCS1-v1_5 for an RSA key by default).
+function signJwt(header, payload, key) {
+  const input = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(payload))}`;
+  return `${input}.${cryptoSign('sha256', Buffer.from(input), key).toString('base64url')}`;
+}
+
+// Re-signs an ID token issued by oidc-provider: with the current key after a rotation, and with
+// the pending overrides of POST /__test/id-token. Returns it unchanged when neither applies.
+function reissueIdToken(idToken) {
+  const override = idTokenOverride;
+  if (!override && signingKeys.length === 1) return idToken;
+  const [h64, p64] = idToken.split('.');
+  const header = JSON.parse(Buffer.from(h64, 'base64url').toString('utf8'));
+  const payload = JSON.parse(Buffer.from(p64, 'base64url').toString('utf8'));
+  let key = currentKey();
+  if (override) {
+    override.remaining -= 1;
+    if (override.remaining <= 0) idTokenOverride = undefined;
+    Object.assign(payload, override.claims);
+    for (const name of override.remove) delete payload[name];
+    const now = nowSeconds();
+    if (override.expOffset !== undefined) payload.exp = now + override.expOffset;
+    if (override.iatOffset !== undefined) payload.iat = now + override.iatOffset;
+    if (override.key === 'none-alg') {
+      const { kid: _kid, ...rest } = header;
+      return `${b64url(JSON.stringify({ ...rest, alg: 'none' }))}.${b64url(JSON.stringify(payload))}.`;
+    }
+    if (override.key === 'unknown') key = override.unknownKey;
+  }
+  return signJwt({ ...header, alg: 'RS256', kid: key.kid }, payload, key.privateKey);
+}
+
+// Which test-hook endpoint a request is for, or undefined.
+function endpointOf(ctx, paths) {
+  const { method, path } = ctx;
+  const get = method === 'GET' || method === 'HEAD';
+  if (path === paths.token && method === 'POST') return 'token';
+  if (path === paths.jwks && get) return 'jwks';
+  if (path === paths.userinfo && (get || method === 'POST')) return 'userinfo';
+  if (paths.discovery.includes(path) && get) return 'discovery';
+  return undefined;
+}
+
+function testHooks(provider) {
+  const paths = {
+    token: provider.pathFor('token'),
+    jwks: provider.pathFor('jwks'),
+    userinfo: provider.pathFor('userinfo'),
+    discovery: ['/.well-known/openid-configuration', '/.well-known/oauth-authorization-server'],
+  };
+  return async function testHookMiddleware(ctx, next) {
+    const endpoint = endpointOf(ctx, paths);
+    if (endpoint === undefined) {
+      await next();
+      return;
+    }
+    stats[STAT_OF[endpoint]] += 1;
+
+    const failure = failures.get(endpoint);
+    if (failure) {
+      failure.remaining -= 1;
+      if (failure.remaining <= 0) failures.delete(endpoint);
+      if (failure.mode === 'hang') {
+        // Never answered: Koa leaves the response alone; the socket is destroyed after 120 s,
+        // by DELETE /__test/fail or when the provider stops.
+        ctx.respond = false;
+        const { socket } = ctx.req;
+        hanging.add(socket);
+        const timer = setTimeout(() => socket.destroy(), HANG_LIMIT_MS);
+        timer.unref();
+        socket.once('close', () => {
+          clearTimeout(timer);
+          hanging.delete(socket);
+        });
+        return;
+      }
+      ctx.status = 500;
+      ctx.set('Cache-Control', 'no-store');
+      ctx.body = { error: 'server_error', error_description: `${endpoint} failure injected by POST /__test/fail` };
+      return;
+    }
+
+    await next();
+
+    if (endpoint === 'token' && ctx.status === 200 && typeof ctx.body?.id_token === 'string') {
+      ctx.body = { ...ctx.body, id_token: reissueIdToken(ctx.body.id_token) };
+    } else if (endpoint === 'jwks' && ctx.status === 200 && Array.isArray(ctx.body?.keys)
+      && signingKeys.length > 1) {
+      // A new object: ctx.body.keys is oidc-provider's own key array.
+      const rotated = signingKeys.slice(1).reverse().map((key) => key.publicJwk);
+      ctx.body = { keys: [...rotated, ...ctx.body.keys] };
+    }
+  };
+}
+
+async function readJson(req, res) {
+  try {
+    const text = await readBody(req);
+    return text.trim() === '' ? {} : JSON.parse(text);
+  } catch (error) {
+    if (error.status) throw error;
+    send(res, 400, 'text/plain; charset=utf-8', 'body is not JSON\n');
+    return undefined;
+  }
+}
+
+const isObject = (value) => value !== null && typeof value === 'object' && !Array.isArray(value);
+const isCount = (value) => Number.isInteger(value) && value > 0;
+
+// The problem with an override body, or undefined.
+function idTokenProblem(body) {
+  if (!isObject(body)) return 'expected a JSON object';
+  const known = ['aud', 'nonce', 'iss', 'sub', 'exp_offset', 'iat_offset', 'key', 'times'];
+  const unknown = Object.keys(body).filter((name) => !known.includes(name));
+  if (unknown.length) return `unknown fields ${unknown.join(', ')}; known: ${known.join(', ')}`;
+  const { aud } = body;
+  if (aud !== undefined && aud !== null && typeof aud !== 'string'
+    && !(Array.isArray(aud) && aud.every((value) => typeof value === 'string'))) {
+    return 'aud: a string, an array of strings or null';
+  }
+  for (const name of ['nonce', 'iss', 'sub']) {
+    if (body[name] !== undefined && body[name] !== null && typeof body[name] !== 'string') {
+      return `${name}: a string or null`;
+    }
+  }
+  for (const name of ['exp_offset', 'iat_offset']) {
+    if (body[name] !== undefined && !Number.isInteger(body[name])) return `${name}: an integer (seconds)`;
+  }
+  if (body.key !== undefined && !['provider', 'unknown', 'none-alg'].includes(body.key)) {
+    return 'key: "provider", "unknown" or "none-alg"';
+  }
+  if (body.times !== undefined && !isCount(body.times)) return 'times: a positive integer';
+  return undefined;
+}
+
+async function adminIdToken(req, res) {
+  if (req.method === 'DELETE') {
+    idTokenOverride = undefined;
+    res.writeHead(204).end();
+    return;
+  }
+  if (req.method !== 'POST') {
+    send(res, 405, 'text/plain; charset=utf-8', 'method not allowed\n');
+    return;
+  }
+  const body = await readJson(req, res);
+  if (body === undefined) return;
+  const problem = idTokenProblem(body);
+  if (problem) {
+    send(res, 400, 'text/plain; charset=utf-8', `${problem}\n`);
+    return;
+  }
+  const claims = {};
+  const remove = [];
+  for (const name of ['aud', 'nonce', 'iss', 'sub']) {
+    if (body[name] === null) remove.push(name);
+    else if (body[name] !== undefined) claims[name] = body[name];
+  }
+  const key = body.key ?? 'provider';
+  idTokenOverride = {
+    claims,
+    remove,
+    expOffset: body.exp_offset,
+    iatOffset: body.iat_offset,
+    key,
+    unknownKey: key === 'unknown' ? rsaKey(newKid('unknown')) : undefined,
+    remaining: body.times ?? 1,
+  };
+  res.writeHead(204).end();
+}
+
+async function adminRotateKey(req, res) {
+  if (req.method !== 'POST') {
+    send(res, 405, 'text/plain; charset=utf-8', 'method not allowed\n');
+    return;
+  }
+  const key = rsaKey(newKid('test'));
+  signingKeys.push(key);
+  send(res, 200, 'application/json', `${JSON.stringify({ kid: key.kid })}\n`);
+}
+
+async function adminFail(req, res) {
+  if (req.method === 'DELETE') {
+    failures.clear();
+    for (const socket of hanging) socket.destroy();
+    res.writeHead(204).end();
+    return;
+  }
+  if (req.method !== 'POST') {
+    send(res, 405, 'text/plain; charset=utf-8', 'method not allowed\n');
+    return;
+  }
+  const body = await readJson(req, res);
+  if (body === undefined) return;
+  if (!isObject(body) || !Object.hasOwn(STAT_OF, body.endpoint) || !['error', 'hang'].includes(body.mode)
+    || (body.times !== undefined && !isCount(body.times))
+    || Object.keys(body).some((name) => !['endpoint', 'mode', 'times'].includes(name))) {
+    send(res, 400, 'text/plain; charset=utf-8',
+      'expected {"endpoint": "token"|"userinfo"|"jwks"|"discovery", "mode": "error"|"hang", "times"?: n}\n');
+    return;
+  }
+  failures.set(body.endpoint, { mode: body.mode, remaining: body.times ?? Infinity });
+  res.writeHead(204).end();
+}
+
+async function adminStats(req, res) {
+  if (req.method === 'DELETE') {
+    for (const name of Object.keys(stats)) stats[name] = 0;
+    res.writeHead(204).end();
+    return;
+  }
+  if (req.method !== 'GET') {
+    send(res, 405, 'text/plain; charset=utf-8', 'method not allowed\n');
+    return;
+  }
+  send(res, 200, 'application/json', `${JSON.stringify(stats)}\n`);
+}
+
+const ADMIN = {
+  '/__test/accounts': adminAccounts,
+  '/__test/id-token': adminIdToken,
+  '/__test/rotate-key': adminRotateKey,
+  '/__test/fail': adminFail,
+  '/__test/stats': adminStats,
+};
+
 // --- the server --------------------------------------------------------------------------------
 
 const server = createServer();
@@ -395,6 +686,7 @@ const issuer = `http://${HOST}:${port}`;
 
 const provider = new Provider(issuer, configuration());
 provider.on('server_error', (_ctx, error) => console.error('oidc-provider server_error:', error));
+provider.use(testHooks(provider));
 const providerCallback = provider.callback();
 
 server.on('request', (req, res) => {
@@ -404,8 +696,11 @@ server.on('request', (req, res) => {
   let handled;
   if (match) {
     handled = interaction(provider, req, res, match[1], match[2]);
-  } else if (pathname === '/__test/accounts') {
-    handled = adminAccounts(req, res);
+  } else if (Object.hasOwn(ADMIN, pathname)) {
+    handled = ADMIN[pathname](req, res);
+  } else if (pathname.startsWith('/__test/')) {
+    send(res, 404, 'text/plain; charset=utf-8', `no such test hook; there are ${Object.keys(ADMIN).join(' ')}\n`);
+    return;
   } else {
     providerCallback(req, res);
     return;

@@ -3,7 +3,8 @@
 # discovery, authorization code flow with PKCE S256, state and nonce, the login form (wrong
 # password, then the right one), the redirect to the client, the token exchange with the client
 # secret, the ID token's signature (against the JWKS) and claims, userinfo, cancel →
-# access_denied, and the provider stopping on stdin EOF and on SIGTERM.
+# access_denied, the test-only hooks (forged ID tokens, key rotation, injected failures and hangs,
+# request counters), and the provider stopping on stdin EOF and on SIGTERM.
 #
 # Needs bash, curl, python3 (standard library only), node and npm.
 #   tests/oidc-provider/smoke.sh                     # npm ci into a fresh temp copy, cache-less
@@ -64,6 +65,14 @@ import base64, hashlib, html, json, re, secrets, sys, urllib.parse
 def b64d(s):
     return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
 
+def rs256_verifies(h64, p64, s64, key):
+    # RSASSA-PKCS1-v1_5 with SHA-256, by hand (standard library only).
+    n = int.from_bytes(b64d(key["n"]), "big"); e = int.from_bytes(b64d(key["e"]), "big")
+    k = (n.bit_length() + 7) // 8
+    em = pow(int.from_bytes(b64d(s64), "big"), e, n).to_bytes(k, "big")
+    digest_info = bytes.fromhex("3031300d060960864801650304020105000420") + hashlib.sha256(f"{h64}.{p64}".encode()).digest()
+    return em == b"\x00\x01" + b"\xff" * (k - len(digest_info) - 3) + b"\x00" + digest_info
+
 cmd, *args = sys.argv[1:]
 if cmd == "random":            # ≥128 bits, base64url
     print(secrets.token_urlsafe(int(args[0])))
@@ -91,22 +100,15 @@ elif cmd == "verify-id-token":  # verify-id-token TOKEN_JSON JWKS_JSON ISSUER CL
     jwks = json.load(open(args[1]))
     issuer, client_id, nonce = args[2:5]
     h64, p64, s64 = token.split(".")
-    header, payload, sig = json.loads(b64d(h64)), json.loads(b64d(p64)), b64d(s64)
+    header, payload = json.loads(b64d(h64)), json.loads(b64d(p64))
     problems = []
     if header.get("alg") != "RS256":
         problems.append(f"alg {header.get('alg')}")
     key = next((k for k in jwks["keys"] if k.get("kid") == header.get("kid")), None)
     if key is None:
         problems.append(f"kid {header.get('kid')} not in the JWKS")
-    else:
-        # RSASSA-PKCS1-v1_5 with SHA-256, by hand (standard library only).
-        n = int.from_bytes(b64d(key["n"]), "big"); e = int.from_bytes(b64d(key["e"]), "big")
-        k = (n.bit_length() + 7) // 8
-        em = pow(int.from_bytes(sig, "big"), e, n).to_bytes(k, "big")
-        digest_info = bytes.fromhex("3031300d060960864801650304020105000420") + hashlib.sha256(f"{h64}.{p64}".encode()).digest()
-        expected = b"\x00\x01" + b"\xff" * (k - len(digest_info) - 3) + b"\x00" + digest_info
-        if em != expected:
-            problems.append("signature does not verify")
+    elif not rs256_verifies(h64, p64, s64, key):
+        problems.append("signature does not verify")
     if payload.get("iss") != issuer: problems.append(f"iss {payload.get('iss')}")
     if payload.get("aud") not in (client_id, [client_id]): problems.append(f"aud {payload.get('aud')}")
     if payload.get("nonce") != nonce: problems.append("nonce")
@@ -120,6 +122,26 @@ elif cmd == "verify-id-token":  # verify-id-token TOKEN_JSON JWKS_JSON ISSUER CL
 elif cmd == "claims":          # claims TOKEN_JSON → payload of the ID token
     token = json.load(open(args[0]))["id_token"]
     print(json.dumps(json.loads(b64d(token.split(".")[1])), sort_keys=True))
+elif cmd == "tok":             # tok TOKEN_JSON header|payload|signature [NAME] → a value of the ID token
+    parts = json.load(open(args[0]))["id_token"].split(".")
+    if args[1] == "signature":
+        print(parts[2])
+    else:
+        part = json.loads(b64d(parts[0 if args[1] == "header" else 1]))
+        value = part.get(args[2], "<absent>")
+        print(value if isinstance(value, str) else json.dumps(value))
+elif cmd == "sig-ok":          # sig-ok TOKEN_JSON JWKS_JSON: RS256 with a key of the JWKS (by kid)
+    h64, p64, s64 = json.load(open(args[0]))["id_token"].split(".")
+    kid = json.loads(b64d(h64)).get("kid")
+    key = next((k for k in json.load(open(args[1]))["keys"] if k.get("kid") == kid), None)
+    sys.exit(0 if json.loads(b64d(h64)).get("alg") == "RS256" and key and rs256_verifies(h64, p64, s64, key) else 1)
+elif cmd == "kids":            # kids JWKS_JSON → the kids, in order, space-separated
+    print(" ".join(k.get("kid", "?") for k in json.load(open(args[0]))["keys"]))
+elif cmd == "delta":           # delta STATS_BEFORE STATS_AFTER → "name=+n ..." (sorted)
+    a, b = json.load(open(args[0])), json.load(open(args[1]))
+    print(" ".join(f"{k}={b[k] - a.get(k, 0)}" for k in sorted(b)))
+elif cmd == "near":            # near VALUE TARGET [SLACK=5]: |VALUE - TARGET| <= SLACK
+    sys.exit(0 if abs(float(args[0]) - float(args[1])) <= float(args[2] if len(args) > 2 else 5) else 1)
 PY
 h() { python3 "$tmp/h.py" "$@"; }
 
@@ -214,6 +236,46 @@ authorize() {
   local challenge; challenge=$(h challenge "$VERIFIER")
   http GET "$AUTHZ?response_type=code&client_id=$CLIENT_ID&redirect_uri=$(h urlencode "$redirect")&scope=openid%20profile%20email&state=$STATE&nonce=$NONCE&code_challenge=$challenge&code_challenge_method=S256" "$jar"
 }
+
+# get_code LOGIN PASSWORD: discovery and a flow in a fresh browser up to the redirect URI;
+# sets CODE (empty if the sign-in failed), VERIFIER and NONCE.
+get_code() {
+  local jar; jar=$tmp/jar-$1-$RANDOM
+  http GET "$ISSUER/.well-known/openid-configuration" "$jar"
+  AUTHZ=$(h json "$tmp/body" authorization_endpoint); TOKEN=$(h json "$tmp/body" token_endpoint)
+  USERINFO=$(h json "$tmp/body" userinfo_endpoint)
+  authorize "$jar"; follow "$jar"
+  http POST "$(h form-action "$tmp/body" "$ISSUER")" "$jar" --data-urlencode "login=$1" --data-urlencode "password=$2"
+  follow "$jar"
+  CODE=$(h query "$LOCATION" code)
+}
+
+# redeem TOKENS_FILE: exchanges CODE (client_secret_basic); the answer goes to TOKENS_FILE.
+redeem() {
+  http POST "$TOKEN" "$tmp/jar0" -u "$CLIENT_ID:$CLIENT_SECRET" -d grant_type=authorization_code \
+    --data-urlencode "code=$CODE" --data-urlencode "redirect_uri=$REDIRECT_URI" --data-urlencode "code_verifier=$VERIFIER"
+  cp "$tmp/body" "$1"
+  [ "$STATUS" = 200 ]
+}
+
+# sign_in LOGIN PASSWORD TOKENS_FILE: a whole flow in a fresh browser, tokens to TOKENS_FILE.
+sign_in() {
+  get_code "$1" "$2"
+  [ -n "$CODE" ] || { : >"$3"; return 1; }
+  redeem "$3"
+}
+
+# admin METHOD PATH [JSON]: a call to the test-only admin API; answers like http.
+admin() {
+  if [ $# -ge 3 ]; then
+    http "$1" "$ISSUER$2" "$tmp/jar0" -H 'Content-Type: application/json' --data-binary "$3"
+  else
+    http "$1" "$ISSUER$2" "$tmp/jar0"
+  fi
+}
+
+# snap FILE: the provider's request counters (GET /__test/stats) to FILE.
+snap() { curl -sS --max-time 5 -o "$1" "$ISSUER/__test/stats" || die "GET /__test/stats failed"; }
 
 echo "== sign-in as alice (wrong password first)"
 jar=$tmp/jar1
@@ -313,29 +375,190 @@ check "a loopback redirect URI on another port is accepted (RFC 8252)" eval '[ "
 authorize "$tmp/jar4" "http://127.0.0.1:9/elsewhere"
 check "a redirect URI with another path is refused (400, no redirect)" eval '[ "$STATUS" = 400 ] && [ -z "$LOCATION" ]'
 
+# --- test hooks (still run 1: default accounts, claims in the ID token) --------------------------
+KID1=$(h kids "$tmp/jwks.json")
+tok() { h tok "$@"; }
+
+echo "== test hooks: GET /__test/stats"
+snap "$tmp/s0.json"
+check "GET /__test/stats answers the four counters" python3 -c '
+import json,sys; s=json.load(open(sys.argv[1]))
+sys.exit(0 if sorted(s)==["discovery_fetches","jwks_fetches","token_requests","userinfo_requests"] and all(isinstance(v,int) for v in s.values()) else 1)' "$tmp/s0.json"
+http GET "$JWKS" "$tmp/jar0"
+snap "$tmp/s1.json"
+check "one JWKS fetch: jwks_fetches +1, nothing else" \
+  [ "$(h delta "$tmp/s0.json" "$tmp/s1.json")" = "discovery_fetches=0 jwks_fetches=1 token_requests=0 userinfo_requests=0" ]
+sign_in alice alice-password "$tmp/t-plain.json" || true
+http GET "$USERINFO" "$tmp/jar0" -H "Authorization: Bearer $(h json "$tmp/t-plain.json" access_token)"
+snap "$tmp/s2.json"
+check "a sign-in and a userinfo call: discovery +1, token +1, userinfo +1, jwks +0" \
+  [ "$(h delta "$tmp/s1.json" "$tmp/s2.json")" = "discovery_fetches=1 jwks_fetches=0 token_requests=1 userinfo_requests=1" ]
+check "with no hook set the ID token is oidc-provider's own (kid $KID1, all checks pass)" \
+  eval '[ "$(tok "$tmp/t-plain.json" header kid)" = "$KID1" ] && h verify-id-token "$tmp/t-plain.json" "$tmp/jwks.json" "$ISSUER" "$CLIENT_ID" "$NONCE" >/dev/null'
+
+echo "== test hooks: POST /__test/id-token"
+admin POST /__test/id-token '{"aud": "someone-else"}'
+check "an aud override → 204" [ "$STATUS" = 204 ]
+sign_in alice alice-password "$tmp/t-aud.json" || true
+check "... the next ID token has aud someone-else" [ "$(tok "$tmp/t-aud.json" payload aud)" = someone-else ]
+check "... nonce, iss and sub unchanged" eval '[ "$(tok "$tmp/t-aud.json" payload nonce)" = "$NONCE" ] && [ "$(tok "$tmp/t-aud.json" payload iss)" = "$ISSUER" ] && [ "$(tok "$tmp/t-aud.json" payload sub)" = sub-alice ]'
+check "... signed again with the provider's key (kid $KID1, verifies with the JWKS)" \
+  eval '[ "$(tok "$tmp/t-aud.json" header kid)" = "$KID1" ] && h sig-ok "$tmp/t-aud.json" "$tmp/jwks.json"'
+sign_in alice alice-password "$tmp/t-after.json" || true
+check "times defaults to 1: the ID token after it passes all checks" \
+  eval 'h verify-id-token "$tmp/t-after.json" "$tmp/jwks.json" "$ISSUER" "$CLIENT_ID" "$NONCE" >/dev/null'
+
+admin POST /__test/id-token "{\"aud\": [\"$CLIENT_ID\", \"other\"], \"nonce\": \"forged-nonce\", \"iss\": \"http://127.0.0.1:1\", \"sub\": \"sub-mallory\", \"times\": 2}"
+forged_ok=1
+for i in 1 2; do
+  sign_in alice alice-password "$tmp/t-multi$i.json" || forged_ok=0
+  python3 -c '
+import json,sys; p=json.loads(sys.argv[1])
+sys.exit(0 if p["aud"]==[sys.argv[2],"other"] and p["nonce"]=="forged-nonce" and p["iss"]=="http://127.0.0.1:1" and p["sub"]=="sub-mallory" else 1)' \
+    "$(h claims "$tmp/t-multi$i.json")" "$CLIENT_ID" || forged_ok=0
+  h sig-ok "$tmp/t-multi$i.json" "$tmp/jwks.json" || forged_ok=0
+done
+check "aud (array), nonce, iss, sub with times 2: the next two ID tokens carry them, signed by the provider key" [ "$forged_ok" = 1 ]
+sign_in alice alice-password "$tmp/t-multi3.json" || true
+check "... and the third is untouched" eval 'h verify-id-token "$tmp/t-multi3.json" "$tmp/jwks.json" "$ISSUER" "$CLIENT_ID" "$NONCE" >/dev/null'
+
+admin POST /__test/id-token '{"exp_offset": -60, "iat_offset": -3660}'
+sign_in alice alice-password "$tmp/t-exp.json" || true
+now=$(date +%s)
+check "exp_offset -60, iat_offset -3660: exp = now - 60, iat = now - 3660 (±5 s), signed by the provider key" \
+  eval 'h near "$(tok "$tmp/t-exp.json" payload exp)" $((now - 60)) && h near "$(tok "$tmp/t-exp.json" payload iat)" $((now - 3660)) && h sig-ok "$tmp/t-exp.json" "$tmp/jwks.json"'
+
+admin POST /__test/id-token '{"nonce": null}'
+sign_in alice alice-password "$tmp/t-nononce.json" || true
+check '"nonce": null removes the claim' eval '[ "$(tok "$tmp/t-nononce.json" payload nonce)" = "<absent>" ] && h sig-ok "$tmp/t-nononce.json" "$tmp/jwks.json"'
+
+admin POST /__test/id-token '{"key": "unknown"}'
+sign_in alice alice-password "$tmp/t-unknown.json" || true
+http GET "$JWKS" "$tmp/jar0"
+cp "$tmp/body" "$tmp/jwks-now.json"
+UNKNOWN_KID=$(tok "$tmp/t-unknown.json" header kid)
+echo "  unknown kid: $UNKNOWN_KID"
+check "key unknown: RS256 with a kid absent from the JWKS" \
+  eval '[ "$(tok "$tmp/t-unknown.json" header alg)" = RS256 ] && [ "$UNKNOWN_KID" != "<absent>" ] && [ "$UNKNOWN_KID" != "$KID1" ] && ! grep -qF "\"$UNKNOWN_KID\"" "$tmp/jwks-now.json"'
+check "... with otherwise right claims (aud, nonce)" \
+  eval '[ "$(tok "$tmp/t-unknown.json" payload aud)" = "$CLIENT_ID" ] && [ "$(tok "$tmp/t-unknown.json" payload nonce)" = "$NONCE" ]'
+
+admin POST /__test/id-token '{"key": "none-alg"}'
+sign_in alice alice-password "$tmp/t-none.json" || true
+check 'key none-alg: alg none, no kid, an empty signature' \
+  eval '[ "$(tok "$tmp/t-none.json" header alg)" = none ] && [ "$(tok "$tmp/t-none.json" header kid)" = "<absent>" ] && [ -z "$(tok "$tmp/t-none.json" signature)" ]'
+
+admin POST /__test/id-token '{"aud": "someone-else"}'
+admin DELETE /__test/id-token
+check "DELETE /__test/id-token → 204" [ "$STATUS" = 204 ]
+sign_in alice alice-password "$tmp/t-cleared.json" || true
+check "... and the pending override is gone" eval 'h verify-id-token "$tmp/t-cleared.json" "$tmp/jwks.json" "$ISSUER" "$CLIENT_ID" "$NONCE" >/dev/null'
+admin POST /__test/id-token '{"audience": "x"}'; s1=$STATUS
+admin POST /__test/id-token '{"exp_offset": "soon"}'; s2=$STATUS
+admin POST /__test/id-token '{"key": "mine"}'; s3=$STATUS
+check "an unknown field or a wrong type → 400" [ "$s1 $s2 $s3" = "400 400 400" ]
+
+echo "== test hooks: POST /__test/fail"
+admin POST /__test/fail '{"endpoint": "token", "mode": "error", "times": 1}'
+check "fail token error → 204" [ "$STATUS" = 204 ]
+snap "$tmp/f0.json"
+check "... the token exchange answers 500 {\"error\":\"server_error\"}" \
+  eval '! sign_in alice alice-password "$tmp/t-fail.json" && [ "$STATUS" = 500 ] && [ "$(h json "$tmp/t-fail.json" error)" = server_error ]'
+check "... once (times 1): the next sign-in gets its tokens" sign_in alice alice-password "$tmp/t-ok.json"
+snap "$tmp/f1.json"
+check "... both token requests were counted" \
+  [ "$(h delta "$tmp/f0.json" "$tmp/f1.json")" = "discovery_fetches=2 jwks_fetches=0 token_requests=2 userinfo_requests=0" ]
+
+ACCESS=$(h json "$tmp/t-ok.json" access_token)
+admin POST /__test/fail '{"endpoint": "userinfo", "mode": "error"}'
+http GET "$USERINFO" "$tmp/jar0" -H "Authorization: Bearer $ACCESS"; s1=$STATUS
+http GET "$USERINFO" "$tmp/jar0" -H "Authorization: Bearer $ACCESS"; s2=$STATUS
+check "fail userinfo error without times: every userinfo call answers 500" [ "$s1 $s2" = "500 500" ]
+admin DELETE /__test/fail
+check "DELETE /__test/fail → 204" [ "$STATUS" = 204 ]
+http GET "$USERINFO" "$tmp/jar0" -H "Authorization: Bearer $ACCESS"
+check "... and userinfo answers 200 again" eval '[ "$STATUS" = 200 ] && grep -q "\"sub\":\"sub-alice\"" "$tmp/body"'
+
+admin POST /__test/fail '{"endpoint": "jwks", "mode": "error", "times": 1}'
+http GET "$JWKS" "$tmp/jar0"; s1=$STATUS; e1=$(h json "$tmp/body" error 2>/dev/null || true)
+http GET "$JWKS" "$tmp/jar0"; s2=$STATUS
+admin POST /__test/fail '{"endpoint": "discovery", "mode": "error", "times": 1}'
+http GET "$ISSUER/.well-known/openid-configuration" "$tmp/jar0"; s3=$STATUS
+http GET "$ISSUER/.well-known/openid-configuration" "$tmp/jar0"; s4=$STATUS
+check "fail jwks / discovery error (times 1): 500 server_error, then 200" [ "$s1 $e1 $s2 $s3 $s4" = "500 server_error 200 500 200" ]
+admin POST /__test/fail '{"endpoint": "authorization", "mode": "error"}'; s1=$STATUS
+admin POST /__test/fail '{"endpoint": "token", "mode": "slow"}'; s2=$STATUS
+check "an unknown endpoint or mode → 400" [ "$s1 $s2" = "400 400" ]
+
+get_code alice alice-password
+admin POST /__test/fail '{"endpoint": "token", "mode": "hang", "times": 1}'
+t0=$(now_ms); rc=0
+curl -sS -o /dev/null --max-time 2 -u "$CLIENT_ID:$CLIENT_SECRET" -d grant_type=authorization_code \
+  --data-urlencode "code=$CODE" --data-urlencode "redirect_uri=$REDIRECT_URI" --data-urlencode "code_verifier=$VERIFIER" \
+  "$TOKEN" 2>/dev/null || rc=$?
+hang_ms=$(( $(now_ms) - t0 ))
+check "fail token hang: the token request gets no answer (curl gives up after 2 s: exit 28, ${hang_ms} ms)" \
+  eval '[ "$rc" = 28 ] && [ "$hang_ms" -ge 1900 ]'
+check "... once, and the hung request never reached oidc-provider: the same code still redeems" redeem "$tmp/t-hang.json"
+
+snap "$tmp/h0.json"
+admin POST /__test/fail '{"endpoint": "jwks", "mode": "hang"}'
+t0=$(now_ms); rc=0
+curl -sS -o /dev/null --max-time 20 "$JWKS" 2>/dev/null & hang_pid=$!
+for _ in $(seq 1 100); do  # until the provider has the request
+  snap "$tmp/h1.json"
+  [ "$(h delta "$tmp/h0.json" "$tmp/h1.json")" = "discovery_fetches=0 jwks_fetches=1 token_requests=0 userinfo_requests=0" ] && break
+  sleep 0.05
+done
+admin DELETE /__test/fail
+wait "$hang_pid" || rc=$?
+drop_ms=$(( $(now_ms) - t0 ))
+check "DELETE /__test/fail drops a hung request (curl: empty reply, exit 52, after ${drop_ms} ms of its 20 s)" \
+  eval '[ "$rc" = 52 ] && [ "$drop_ms" -lt 10000 ]'
+
+echo "== test hooks: POST /__test/rotate-key"
+snap "$tmp/r0.json"
+admin POST /__test/rotate-key
+KID2=$(h json "$tmp/body" kid)
+check "rotate-key → 200 {\"kid\": <a new kid>}" eval '[ "$STATUS" = 200 ] && [ -n "$KID2" ] && [ "$KID2" != "$KID1" ]'
+http GET "$JWKS" "$tmp/jar0"
+cp "$tmp/body" "$tmp/jwks2.json"
+check "the JWKS lists the new key first, then the old one" [ "$(h kids "$tmp/jwks2.json")" = "$KID2 $KID1" ]
+check "... public RS256 signing keys only" python3 -c '
+import json,sys; k=json.load(open(sys.argv[1]))["keys"]
+sys.exit(0 if all(x["kty"]=="RSA" and x["alg"]=="RS256" and x["use"]=="sig" and "d" not in x for x in k) else 1)' "$tmp/jwks2.json"
+sign_in alice alice-password "$tmp/t-rot.json" || true
+check "ID tokens are now signed with the new key (header kid = $KID2)" [ "$(tok "$tmp/t-rot.json" header kid)" = "$KID2" ]
+check "... and pass all checks against the new JWKS" \
+  eval 'h verify-id-token "$tmp/t-rot.json" "$tmp/jwks2.json" "$ISSUER" "$CLIENT_ID" "$NONCE" >/dev/null'
+check "... but not against the JWKS fetched before the rotation (unknown kid: refetch)" eval '! h sig-ok "$tmp/t-rot.json" "$tmp/jwks.json"'
+admin POST /__test/id-token '{"aud": "someone-else"}'
+sign_in alice alice-password "$tmp/t-rot-aud.json" || true
+check "an override after a rotation is signed with the new key too" \
+  eval '[ "$(tok "$tmp/t-rot-aud.json" header kid)" = "$KID2" ] && [ "$(tok "$tmp/t-rot-aud.json" payload aud)" = someone-else ] && h sig-ok "$tmp/t-rot-aud.json" "$tmp/jwks2.json"'
+admin POST /__test/rotate-key
+KID3=$(h json "$tmp/body" kid)
+http GET "$JWKS" "$tmp/jar0"
+cp "$tmp/body" "$tmp/jwks3.json"
+sign_in alice alice-password "$tmp/t-rot3.json" || true
+check "a second rotation: JWKS [new, previous, original], tokens carry the newest kid" \
+  eval '[ "$(h kids "$tmp/jwks3.json")" = "$KID3 $KID2 $KID1" ] && [ "$(tok "$tmp/t-rot3.json" header kid)" = "$KID3" ] && h sig-ok "$tmp/t-rot3.json" "$tmp/jwks3.json"'
+snap "$tmp/r1.json"
+check "the counters saw exactly 2 JWKS fetches, 3 discoveries, 3 token requests" \
+  [ "$(h delta "$tmp/r0.json" "$tmp/r1.json")" = "discovery_fetches=3 jwks_fetches=2 token_requests=3 userinfo_requests=0" ]
+admin DELETE /__test/stats
+snap "$tmp/r2.json"
+check "DELETE /__test/stats → 204 and zeroes them" \
+  eval '[ "$STATUS" = 204 ] && grep -q "\"jwks_fetches\":0" "$tmp/r2.json" && ! grep -q "[1-9]" "$tmp/r2.json"'
+admin GET /__test/nothing
+check "an unknown /__test/ path → 404" [ "$STATUS" = 404 ]
+
 echo "== stop: standard input closes"
 exec 3>&-
 wait_exit 5
 check "the provider exits (status 0) when its stdin closes" [ "$EXIT_STATUS" = 0 ]
 
 # --- run 2: an accounts file, claims only in userinfo, the admin API, SIGTERM -----------------
-# sign_in LOGIN PASSWORD TOKENS_FILE: a whole flow in a fresh browser, tokens to TOKENS_FILE.
-sign_in() {
-  local jar; jar=$tmp/jar-$1-$RANDOM
-  http GET "$ISSUER/.well-known/openid-configuration" "$jar"
-  AUTHZ=$(h json "$tmp/body" authorization_endpoint); TOKEN=$(h json "$tmp/body" token_endpoint)
-  USERINFO=$(h json "$tmp/body" userinfo_endpoint)
-  authorize "$jar"; follow "$jar"
-  http POST "$(h form-action "$tmp/body" "$ISSUER")" "$jar" --data-urlencode "login=$1" --data-urlencode "password=$2"
-  follow "$jar"
-  local code; code=$(h query "$LOCATION" code)
-  [ -n "$code" ] || { : >"$3"; return 1; }
-  http POST "$TOKEN" "$jar" -u "$CLIENT_ID:$CLIENT_SECRET" -d grant_type=authorization_code \
-    --data-urlencode "code=$code" --data-urlencode "redirect_uri=$REDIRECT_URI" --data-urlencode "code_verifier=$VERIFIER"
-  cp "$tmp/body" "$3"
-  [ "$STATUS" = 200 ]
-}
-
 echo "== start again: ACCOUNTS_FILE, CLAIMS_IN_ID_TOKEN=0"
 cat >"$tmp/accounts.json" <<'JSON'
 [{"sub": "u-42", "login": "carol@uni.test", "password": "carol-pw", "preferred_username": "carol",

@@ -1,6 +1,8 @@
 //! Typed configuration from environment variables (and `.env`). Every invalid value is
 //! reported as one line naming the variable; secrets never reach `Debug` output.
 
+pub mod sso;
+
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -10,6 +12,7 @@ use secrecy::SecretString;
 
 use crate::domain::window::CheckinLink;
 use crate::domain::zone::Zone;
+use sso::SsoSettings;
 
 /// Shortest JWT secret we accept, in bytes (HS256 wants at least its output size).
 pub const MIN_JWT_SECRET_LEN: usize = 32;
@@ -49,6 +52,8 @@ pub struct Settings {
     /// How long a client may take to send a request's headers (slow-header clients are
     /// dropped with 408 after it). Only tests change it.
     pub request_header_timeout: Duration,
+    /// Single sign-on: the identity providers, and the URLs their callbacks need.
+    pub sso: SsoSettings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,13 +117,6 @@ impl Settings {
                 message: "must be between 60 and 86400".into(),
             });
         }
-        // Refuse rather than start without the sign-in an operator configured.
-        if var("ROLLCALL_OIDC_PROVIDERS").is_some_and(|v| !v.trim().is_empty()) {
-            return Err(ConfigError {
-                variable: "ROLLCALL_OIDC_PROVIDERS",
-                message: "single sign-on (OpenID Connect) is not available in this version yet".into(),
-            });
-        }
         let db_pool_size: u32 = parse(&var, "ROLLCALL_DB_POOL_SIZE", 16)?;
         if !(1..=500).contains(&db_pool_size) {
             return Err(ConfigError {
@@ -171,6 +169,7 @@ impl Settings {
             ws_max_connections: positive(&var, "ROLLCALL_WS_MAX_CONNECTIONS", 10_000)?,
             ws_max_per_user: positive(&var, "ROLLCALL_WS_MAX_PER_USER", 10)?,
             request_header_timeout: Duration::from_secs(5),
+            sso: SsoSettings::from_lookup(&lookup)?,
         })
     }
 }
@@ -277,7 +276,7 @@ mod tests {
         );
         assert_eq!(
             settings(&[("ROLLCALL_OIDC_PROVIDERS", "uni")]).unwrap_err().variable,
-            "ROLLCALL_OIDC_PROVIDERS"
+            "ROLLCALL_OIDC_UNI_ISSUER"
         );
         assert_eq!(
             settings(&[("ROLLCALL_TOKEN_TTL_SECONDS", "5")]).unwrap_err().variable,

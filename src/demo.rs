@@ -88,8 +88,22 @@ pub async fn seed(pool: &DbPool, hasher: &Hasher) -> anyhow::Result<String> {
         STUDENT_PASSWORD
     );
     let _ = writeln!(out, "  course {course_id} ({COURSE_CODE}), lesson {lesson_id}");
+    out.push_str(SSO_STEPS);
     Ok(out)
 }
+
+/// How to try single sign-on with the test provider in `tests/oidc-provider/` (the README's
+/// "Try it locally" in short).
+const SSO_STEPS: &str = "\
+To try single sign-on locally (README: \"Try it locally\"; needs Node.js >= 20.18):
+  1. PORT=9000 tests/oidc-provider/run.sh
+  2. start rollcall with ROLLCALL_OIDC_PROVIDERS=uni ROLLCALL_OIDC_UNI_ISSUER=http://127.0.0.1:9000
+     ROLLCALL_OIDC_UNI_CLIENT_ID=rollcall ROLLCALL_OIDC_UNI_CLIENT_SECRET=rollcall-test-secret
+     ROLLCALL_OIDC_UNI_ROLE_CLAIM=roles ROLLCALL_OIDC_UNI_TEACHER_VALUES=teacher
+     ROLLCALL_OIDC_UNI_STUDENT_VALUES=student ROLLCALL_SPA_URL=http://127.0.0.1:8080/signed-in
+  3. open http://127.0.0.1:8080/api/v1/auth/oidc/uni/start, sign in as alice / alice-password
+  4. POST the login_code from the address bar to /api/v1/auth/exchange
+";
 
 fn insert_missing(
     conn: &mut PgConnection,

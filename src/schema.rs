@@ -122,6 +122,27 @@ diesel::table! {
 }
 
 diesel::table! {
+    oidc_identities (provider, subject) {
+        provider -> Text,
+        subject -> Text,
+        user_id -> Int8,
+        created_at -> Timestamptz,
+        last_login_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    oidc_states (state_hash) {
+        state_hash -> Bytea,
+        provider -> Text,
+        browser_hash -> Bytea,
+        nonce -> Text,
+        pkce_verifier -> Text,
+        expires_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     refresh_tokens (token_hash) {
         token_hash -> Bytea,
         session_id -> Int8,
@@ -153,6 +174,7 @@ diesel::table! {
         student_number -> Nullable<Text>,
         created_at -> Timestamptz,
         disabled -> Bool,
+        sso_only -> Bool,
     }
 }
 
@@ -179,6 +201,7 @@ diesel::joinable!(enrollments -> courses (course_id));
 diesel::joinable!(enrollments -> users (student_id));
 diesel::joinable!(lessons -> courses (course_id));
 diesel::joinable!(login_codes -> users (user_id));
+diesel::joinable!(oidc_identities -> users (user_id));
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(ws_tickets -> lessons (lesson_id));
@@ -196,6 +219,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     lessons,
     login_codes,
     login_failures,
+    oidc_identities,
+    oidc_states,
     refresh_tokens,
     sessions,
     users,

@@ -13,6 +13,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::auth::Authenticator;
 use crate::auth::jwt::TokenKeys;
+use crate::auth::oidc::Sso;
 use crate::auth::password::Hasher;
 use crate::auth::revoked::RevokedSessions;
 use crate::checkins::batch::Checkins;
@@ -38,6 +39,8 @@ fn api(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(auth::activation::activate)
         .service(auth::sso::list_providers)
         .service(auth::sso::exchange)
+        .service(auth::oidc::start)
+        .service(auth::oidc::callback)
         .service(users::get_me)
         .service(users::update_me)
         .service(auth::change_password::change_my_password)
@@ -169,6 +172,7 @@ struct State {
     hasher: web::Data<Hasher>,
     time_zone: web::Data<DefaultTimeZone>,
     links: web::Data<CheckinLinks>,
+    sso: web::Data<Sso>,
 }
 
 impl State {
@@ -187,6 +191,7 @@ impl State {
             .app_data(self.hasher)
             .app_data(self.time_zone)
             .app_data(self.links)
+            .app_data(self.sso)
     }
 }
 
@@ -243,6 +248,7 @@ impl Application {
             hasher: web::Data::new(Hasher::for_this_machine()),
             time_zone: web::Data::new(DefaultTimeZone(settings.default_time_zone)),
             links: web::Data::new(CheckinLinks(settings.checkin_link.clone())),
+            sso: web::Data::new(Sso::new(&settings.sso, listener.local_addr()?)?),
         };
         let hasher = state.hasher.clone();
         let cors_origins = settings.cors_origins.clone();

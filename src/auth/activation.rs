@@ -50,7 +50,10 @@ pub fn issue(
         .do_update()
         .set((activation_codes::code_hash.eq(digest(&code)), activation_codes::expires_at.eq(expires_at)))
         .execute(conn)?;
-    queries::set_password_hash(conn, user_id, None)?;
+    // A reset asks for a password, single sign-on accounts included.
+    diesel::update(users::table.find(user_id))
+        .set((users::password_hash.eq(None::<String>), users::sso_only.eq(false)))
+        .execute(conn)?;
     sessions::revoke_all_of(conn, user_id, None, now)?;
     Ok(Activation { activation_code: code, expires_at })
 }

@@ -1,6 +1,7 @@
 //! Authentication: login and sessions (refresh, logout, revocation, activation codes,
-//! password changes), access tokens, the bounded password hasher, the login throttle, and
-//! the extractors that turn a bearer token into a user of the right role.
+//! password changes), single sign-on with OpenID Connect providers, access tokens, the
+//! bounded password hasher, the login throttle, and the extractors that turn a bearer token
+//! into a user of the right role.
 
 pub mod activation;
 pub mod attempts;
@@ -8,6 +9,7 @@ pub mod change_password;
 pub mod extract;
 pub mod jwt;
 pub mod login;
+pub mod oidc;
 pub mod password;
 pub mod queries;
 pub mod revoked;

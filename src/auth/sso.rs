@@ -4,8 +4,7 @@
 //! login answer.
 //!
 //! The OpenID Connect flow itself (`/auth/oidc/{provider}/start` and `/callback`, which
-//! issue login codes) is not in this build: no provider can be configured yet, so the list
-//! is empty and every login code is unknown.
+//! issue login codes) is in [`super::oidc`].
 
 use actix_web::{HttpRequest, get, post, web};
 use chrono::{DateTime, Utc};
@@ -14,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::login::LoginResponse;
+use super::oidc::Sso;
 use super::sessions::{self, Started, digest};
 use super::{Authenticator, queries};
 use crate::client::{ClientInfo, TrustedProxies};
@@ -38,16 +38,17 @@ pub struct Provider {
 
 /// The identity providers people may sign in with.
 ///
-/// One entry per configured OpenID Connect provider, for the SPA's sign-in buttons; empty
-/// when none is configured (this build has no provider support yet, so it is always empty).
+/// One entry per configured OpenID Connect provider (`ROLLCALL_OIDC_PROVIDERS`), in the
+/// configured order, for the SPA's sign-in buttons; empty when none is configured. A button
+/// navigates the browser to `/api/v1/auth/oidc/{id}/start`.
 #[utoipa::path(
     tag = "auth",
     security(()),
     responses((status = 200, description = "The providers; empty when none is configured", body = Vec<Provider>))
 )]
 #[get("/auth/providers")]
-pub async fn list_providers() -> web::Json<Vec<Provider>> {
-    web::Json(Vec::new())
+pub async fn list_providers(sso: web::Data<Sso>) -> web::Json<Vec<Provider>> {
+    web::Json(sso.listed())
 }
 
 /// A login code from the provider's callback.

@@ -5,6 +5,7 @@
 
 pub mod code;
 pub mod enrolment;
+pub mod identity;
 pub mod lesson;
 pub mod page;
 pub mod policy;

@@ -39,9 +39,13 @@ pub struct User {
     /// A disabled account cannot log in, and all its sessions were revoked.
     pub disabled: bool,
     /// No password is set: the user must use an activation code (after an import without
-    /// a password, or an admin's reset) before logging in.
-    #[diesel(select_expression = users::password_hash.is_null())]
-    #[diesel(select_expression_type = diesel::dsl::IsNull<users::password_hash>)]
+    /// a password, or an admin's reset) before logging in. `false` for an account made by
+    /// single sign-on, which signs in at its provider and needs no password.
+    #[diesel(select_expression = users::password_hash.is_null().and(users::sso_only.eq(false)))]
+    #[diesel(select_expression_type = diesel::dsl::And<
+        diesel::dsl::IsNull<users::password_hash>,
+        diesel::dsl::Eq<users::sso_only, bool>,
+    >)]
     pub activation_pending: bool,
 }
 

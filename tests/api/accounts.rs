@@ -5,7 +5,6 @@ mod admin;
 mod password;
 mod revocation;
 mod sessions;
-mod sso;
 
 use serde_json::{Value, json};
 

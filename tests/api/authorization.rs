@@ -13,7 +13,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::helpers::fixtures::{Class, FIXTURE_SESSIONS};
-use crate::helpers::{PASSWORD, TestApp, spawn_app};
+use crate::helpers::{PASSWORD, TestApp, spawn_app_with};
 use rollcall::domain::user::Role;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +70,9 @@ const MATRIX: &[Row] = &[
         Some(json!({"username": username, "activation_code": code, "new_password": "a new password"}))
     }),
     row("GET", "/api/v1/auth/providers", PUBLIC, none),
+    // Browser navigations: a redirect for everyone (here to the SPA, as the provider is down).
+    row("GET", "/api/v1/auth/oidc/{provider}/start", PUBLIC, none),
+    row("GET", "/api/v1/auth/oidc/{provider}/callback", PUBLIC, none),
     row("POST", "/api/v1/auth/exchange", PUBLIC, |w| {
         Some(json!({"login_code": w.login_codes.lock().unwrap().pop()}))
     }),
@@ -218,6 +221,7 @@ impl World {
             .replace("{lesson_id}", &lesson.to_string())
             .replace("{student_id}", &student)
             .replace("{user_id}", &student)
+            .replace("{provider}", "uni")
     }
 }
 
@@ -262,7 +266,19 @@ async fn every_route_refuses_exactly_the_callers_it_must() {
     assert!(missing.is_empty(), "routes without a row in the authorization matrix: {missing:?}");
     assert!(stale.is_empty(), "matrix rows for routes that do not exist: {stale:?}");
 
-    let app = spawn_app().await;
+    // One identity provider, configured but unreachable: its routes exist and answer.
+    let mut settings = crate::helpers::settings();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let vars = [
+        ("ROLLCALL_OIDC_PROVIDERS", "uni".to_owned()),
+        ("ROLLCALL_OIDC_UNI_ISSUER", format!("http://{closed}")),
+        ("ROLLCALL_OIDC_UNI_CLIENT_ID", "rollcall".to_owned()),
+    ];
+    settings.sso = rollcall::config::sso::SsoSettings::from_lookup(|name| {
+        vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone())
+    })
+    .unwrap();
+    let app = spawn_app_with(settings).await;
     let mut wrong = Vec::new();
     for (n, row) in MATRIX.iter().enumerate() {
         // A fresh course per route: allowed calls may change it (unenrol, open check-in).

@@ -55,14 +55,25 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(settings: Settings) -> TestApp {
+    spawn_app_at(settings, start_time()).await
+}
+
+/// A first instance whose manual clock starts at `start` (e.g. the real time, for tests
+/// that meet tokens of a real identity provider).
+pub async fn spawn_app_at(settings: Settings, start: chrono::DateTime<Utc>) -> TestApp {
     let database = tokio::task::spawn_blocking(TestDatabase::create).await.unwrap();
     let pool = db::pool(&database.url, 8);
-    spawn_with_admin(settings, database, pool).await
+    spawn_with_admin(settings, database, pool, start).await
 }
 
 /// A first instance on a new database, with its admin.
-async fn spawn_with_admin(settings: Settings, database: TestDatabase, pool: DbPool) -> TestApp {
-    let mut app = spawn_with(settings, Arc::new(database), pool, ManualClock::new(start_time())).await;
+async fn spawn_with_admin(
+    settings: Settings,
+    database: TestDatabase,
+    pool: DbPool,
+    start: chrono::DateTime<Utc>,
+) -> TestApp {
+    let mut app = spawn_with(settings, Arc::new(database), pool, ManualClock::new(start)).await;
     let (_, token) = app.create_user_directly("admin", Role::Admin).await;
     app.admin_token = token;
     app
@@ -110,8 +121,13 @@ impl TestApp {
     /// A second server instance on the same database and clock, as another replica behind a
     /// load balancer would be; events reach it only through PostgreSQL.
     pub async fn replica(&self) -> TestApp {
+        self.replica_with(settings()).await
+    }
+
+    /// A replica with its own settings.
+    pub async fn replica_with(&self, settings: Settings) -> TestApp {
         let pool = db::pool(&self.database.url, 8);
-        let mut replica = spawn_with(settings(), self.database.clone(), pool, self.clock.clone()).await;
+        let mut replica = spawn_with(settings, self.database.clone(), pool, self.clock.clone()).await;
         replica.admin_token = self.admin_token.clone();
         replica
     }
@@ -160,5 +176,5 @@ pub async fn spawn_app_counting_queries() -> (TestApp, Arc<QueryCounter>) {
     let pool = db::pool_builder(4)
         .connection_customizer(Box::new(CountQueries(counter.clone())))
         .build_unchecked(diesel::r2d2::ConnectionManager::new(database.url.clone()));
-    (spawn_with_admin(settings(), database, pool).await, counter)
+    (spawn_with_admin(settings(), database, pool, start_time()).await, counter)
 }

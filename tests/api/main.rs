@@ -20,6 +20,7 @@ mod limits;
 mod live;
 mod openapi;
 mod operations;
+mod sso;
 mod story;
 mod teacher_tools;
 mod timetable;

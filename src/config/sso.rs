@@ -139,13 +139,6 @@ fn provider(id: &str, var: &impl Fn(&str) -> Option<String>) -> Result<ProviderS
         teacher_values: list("TEACHER_VALUES"),
         student_values: list("STUDENT_VALUES"),
     };
-    if claims.role.is_none() {
-        tracing::warn!(
-            provider = id,
-            "{} is not set: first sign-ins cannot create accounts",
-            name("ROLE_CLAIM")
-        );
-    }
     Ok(ProviderSettings {
         id: id.to_owned(),
         name: get("NAME").unwrap_or_else(|| id.to_owned()),

@@ -38,7 +38,8 @@ impl Default for ClaimMap {
 pub struct Profile {
     /// `None` when the claim is missing or is not a valid rollcall username.
     pub username: Option<Username>,
-    /// The name claim, else the username; `None` when neither is usable.
+    /// `None` when the name claim is missing or unusable (a new account then takes its
+    /// username as its name; an existing one keeps its name).
     pub real_name: Option<RealName>,
     /// `None` when not mapped, missing or not a valid student number.
     pub student_number: Option<StudentNumber>,
@@ -60,9 +61,7 @@ impl ClaimMap {
     pub fn profile(&self, claims: &Map<String, Value>) -> Profile {
         let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::trim);
         let username = text(&self.username).and_then(|raw| Username::parse(raw).ok());
-        let real_name = text(&self.name)
-            .and_then(|raw| RealName::parse(raw).ok())
-            .or_else(|| username.as_ref().and_then(|name| RealName::parse(name.as_str()).ok()));
+        let real_name = text(&self.name).and_then(|raw| RealName::parse(raw).ok());
         let student_number =
             self.student_number.as_deref().and_then(text).and_then(|raw| StudentNumber::parse(raw).ok());
         Profile { username, real_name, student_number, role: self.role(claims) }
@@ -132,10 +131,10 @@ mod tests {
     }
 
     #[test]
-    fn the_username_stands_in_for_a_missing_name() {
+    fn a_missing_name_is_no_name() {
         let profile = map().profile(&claims(json!({"preferred_username": "ada.l", "student_number": "S1"})));
         assert_eq!(profile.username.unwrap().as_str(), "ada.l");
-        assert_eq!(profile.real_name.unwrap().into_inner(), "ada.l");
+        assert_eq!(profile.real_name, None);
         assert_eq!(profile.student_number.unwrap().into_inner(), "S1");
     }
 

@@ -72,7 +72,6 @@ pub fn sign_in(
             if existing.disabled {
                 return Ok(Err(SignInError::AccountDisabled));
             }
-            refresh_profile(conn, &existing, profile)?;
             existing
         }
         None if username_owner.is_some() => return Ok(Err(SignInError::NoAccount)),
@@ -82,15 +81,23 @@ pub fn sign_in(
             None => return Ok(Err(SignInError::NoAccount)),
         },
     };
-    diesel::insert_into(oidc_identities::table)
-        .values((
-            oidc_identities::provider.eq(&provider.id),
-            oidc_identities::subject.eq(subject),
-            oidc_identities::user_id.eq(user.id),
-            oidc_identities::created_at.eq(now),
-            oidc_identities::last_login_at.eq(now),
-        ))
-        .execute(conn)?;
+    let linked = savepoint(conn, |conn| {
+        diesel::insert_into(oidc_identities::table)
+            .values((
+                oidc_identities::provider.eq(&provider.id),
+                oidc_identities::subject.eq(subject),
+                oidc_identities::user_id.eq(user.id),
+                oidc_identities::created_at.eq(now),
+                oidc_identities::last_login_at.eq(now),
+            ))
+            .execute(conn)
+    })?;
+    if linked.is_none() {
+        // Another identity linked to this account meanwhile (two people, one account).
+        return Ok(Err(SignInError::NoAccount));
+    }
+    // A linked account takes the claims' name and number like any later sign-in.
+    refresh_profile(conn, &user, profile)?;
     tracing::info!(provider = provider.id, user_id = user.id, "single sign-on identity linked");
     Ok(Ok(user.id))
 }

@@ -56,6 +56,8 @@ impl SignInError {
 /// The configured providers, and where their callbacks send the browser.
 pub struct Sso {
     providers: Vec<Provider>,
+    /// Bounds the pending sign-ins anonymous clients can make this instance store.
+    starts: StartBudget,
     spa_url: Url,
     cookie_path: String,
     secure_cookies: bool,
@@ -88,11 +90,19 @@ impl Sso {
                 redirect_uri = provider.redirect_uri(),
                 "single sign-on provider configured"
             );
+            if provider.settings.claims.role.is_none() {
+                tracing::warn!(
+                    provider = provider.settings.id,
+                    "ROLLCALL_OIDC_{}_ROLE_CLAIM is not set: first sign-ins cannot create accounts",
+                    provider.settings.id.to_uppercase()
+                );
+            }
         }
         let mut spa_url = settings.spa_url.clone().unwrap_or_else(|| public_url.clone());
         spa_url.set_fragment(None);
         Ok(Self {
             providers,
+            starts: StartBudget::default(),
             spa_url,
             cookie_path: format!("{}/api/v1/auth/oidc/", public_url.path().trim_end_matches('/')),
             secure_cookies: public_url.scheme() == "https",
@@ -135,6 +145,30 @@ impl Sso {
     }
 }
 
+/// Sign-ins this instance starts per ten minutes (the life of a pending one), so anonymous
+/// `/start`s cannot fill the database; a lecture hall of 1,000 fits many times over.
+const STARTS_PER_WINDOW: u32 = 20_000;
+const START_WINDOW: std::time::Duration = std::time::Duration::from_secs(600);
+
+#[derive(Default)]
+struct StartBudget(std::sync::Mutex<Option<(std::time::Instant, u32)>>);
+
+impl StartBudget {
+    fn take(&self) -> Result<(), ApiError> {
+        let mut window = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let now = std::time::Instant::now();
+        let (started, count) = match *window {
+            Some((started, count)) if now.duration_since(started) < START_WINDOW => (started, count),
+            _ => (now, 0),
+        };
+        if count >= STARTS_PER_WINDOW {
+            return Err(ApiError::ServerBusy("too many sign-ins are under way"));
+        }
+        *window = Some((started, count + 1));
+        Ok(())
+    }
+}
+
 fn cookie_name(state: &str) -> String {
     format!("rollcall_oidc_{}", &hex::encode(digest(state))[..16])
 }
@@ -149,6 +183,7 @@ fn redirect(location: &str) -> HttpResponse {
 
 problems!(StartProblems {
     ApiError::NotFound("") => "No provider with this id is configured",
+    ApiError::ServerBusy("") => "More sign-ins are under way on this instance than it keeps",
     ApiError::DatabaseUnavailable => "The database is unreachable",
 });
 
@@ -177,6 +212,7 @@ pub async fn start(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let provider = sso.provider(&path)?;
+    sso.starts.take()?;
     let now = auth.clock.now();
     let authorization = match provider.authorize(now).await {
         Ok(authorization) => authorization,
@@ -307,8 +343,8 @@ async fn sign_in(
     .await
 }
 
-/// The callback's query, read leniently: a parameter that is missing or repeated is the
-/// sign-in's failure, never a 400 page in the user's browser.
+/// The callback's query, read leniently (a repeated parameter's last value counts): a
+/// missing or bad parameter is the sign-in's failure, never a 400 page in the browser.
 #[derive(Default)]
 struct Callback {
     code: Option<String>,

@@ -16,8 +16,8 @@ use openidconnect::{
     AdditionalClaims, AuthType, AuthorizationCode, ClaimsVerificationError, Client, ClientId, ClientSecret,
     CsrfToken, EmptyExtraTokenFields, EndpointMaybeSet, EndpointNotSet, EndpointSet, IdTokenFields,
     IssuerUrl, JwsSigningAlgorithm, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
-    RedirectUrl, Scope, SignatureVerificationError, StandardErrorResponse, StandardTokenResponse,
-    UserInfoClaims,
+    RedirectUrl, RequestTokenError, Scope, SignatureVerificationError, StandardErrorResponse,
+    StandardTokenResponse, UserInfoClaims,
 };
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
@@ -96,7 +96,6 @@ struct Discovered {
 #[derive(Default)]
 struct Cache {
     discovered: Option<Discovered>,
-    failed_at: Option<Instant>,
 }
 
 pub struct Provider {
@@ -105,6 +104,8 @@ pub struct Provider {
     http: reqwest::Client,
     /// One discovery or JWKS fetch at a time; sign-ins wait for it rather than repeat it.
     cache: Mutex<Cache>,
+    /// When discovery last failed (or hung): sign-ins fail at once for a few seconds after.
+    failed_at: std::sync::Mutex<Option<Instant>>,
 }
 
 impl Provider {
@@ -120,7 +121,13 @@ impl Provider {
             .timeout(settings.timeout)
             .connect_timeout(settings.timeout)
             .build()?;
-        Ok(Self { settings, redirect_uri, http, cache: Mutex::new(Cache::default()) })
+        Ok(Self {
+            settings,
+            redirect_uri,
+            http,
+            cache: Mutex::new(Cache::default()),
+            failed_at: Default::default(),
+        })
     }
 
     pub fn redirect_uri(&self) -> &str {
@@ -129,7 +136,14 @@ impl Provider {
 
     /// The authorization URL for a new sign-in, with fresh `state`, `nonce` and PKCE verifier.
     pub async fn authorize(&self, now: DateTime<Utc>) -> Result<Authorization, SignInError> {
-        let metadata = self.within_timeout(self.metadata(now)).await?;
+        let metadata = match tokio::time::timeout(self.settings.timeout, self.metadata(now)).await {
+            Ok(metadata) => metadata?,
+            Err(_) => {
+                // A provider that accepts and never answers: the next sign-ins fail at once.
+                self.mark_failed();
+                return Err(self.failed("discovery: no answer in time"));
+            }
+        };
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let client = self.client(metadata);
         let (url, state, nonce) = client
@@ -176,7 +190,11 @@ impl Provider {
             .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier))
             .request_async(&self.http)
             .await
-            .map_err(|error| self.failed(&format!("code exchange: {error}")))?;
+            .map_err(|error| match error {
+                // The ID token is decoded with the answer: a malformed one fails here.
+                RequestTokenError::Parse(..) => self.refused(&format!("token answer: {error}")),
+                other => self.failed(&format!("code exchange: {other}")),
+            })?;
         let id_token = answer.extra_fields().id_token().ok_or(SignInError::InvalidIdToken)?;
         let nonce = Nonce::new(nonce);
         let verified = match id_token.claims(&self.verifier(&metadata, metadata.jwks().clone(), now), &nonce)
@@ -184,9 +202,9 @@ impl Provider {
             Err(ClaimsVerificationError::SignatureVerification(
                 SignatureVerificationError::NoMatchingKey,
             )) => {
-                // The provider may have rotated its keys since they were fetched.
-                let jwks =
-                    self.refetch_jwks(now).await?.ok_or_else(|| self.refused("unknown signing key"))?;
+                // The provider may have rotated its keys since they were fetched (by this
+                // sign-in's discovery, or by another sign-in meanwhile).
+                let jwks = self.keys_for_unknown_kid(now).await?;
                 id_token.claims(&self.verifier(&metadata, jwks, now), &nonce).cloned()
             }
             other => other.cloned(),
@@ -265,37 +283,58 @@ impl Provider {
 
     /// The provider's metadata (with its JWKS), discovered on first use and cached.
     async fn metadata(&self, now: DateTime<Utc>) -> Result<CoreProviderMetadata, SignInError> {
+        if self.recently_failed() {
+            return Err(SignInError::ProviderError);
+        }
         let mut cache = self.cache.lock().await;
         if let Some(found) = &cache.discovered
             && now - found.discovered_at < METADATA_TTL
         {
             return Ok(found.metadata.clone());
         }
-        if cache.failed_at.is_some_and(|at| at.elapsed() < DISCOVERY_BACKOFF) {
+        if self.recently_failed() {
             return Err(SignInError::ProviderError);
         }
         let issuer =
             IssuerUrl::new(self.settings.issuer.clone()).map_err(|_| self.failed("bad issuer URL"))?;
         match CoreProviderMetadata::discover_async(issuer, &self.http).await {
             Ok(metadata) => {
-                cache.failed_at = None;
                 cache.discovered =
                     Some(Discovered { metadata: metadata.clone(), discovered_at: now, jwks_fetched_at: now });
                 Ok(metadata)
             }
-            Err(error) => {
-                cache.failed_at = Some(Instant::now());
-                Err(self.failed(&format!("discovery: {error}")))
-            }
+            Err(error) => match &cache.discovered {
+                // A day-old copy is better than none while the provider's discovery fails.
+                Some(found) => {
+                    tracing::warn!(provider = self.settings.id, "rediscovery failed, metadata kept: {error}");
+                    Ok(found.metadata.clone())
+                }
+                None => {
+                    self.mark_failed();
+                    Err(self.failed(&format!("discovery: {error}")))
+                }
+            },
         }
     }
 
-    /// Fetches the JWKS again, unless that happened less than a minute ago (`None`).
-    async fn refetch_jwks(&self, now: DateTime<Utc>) -> Result<Option<CoreJsonWebKeySet>, SignInError> {
+    fn recently_failed(&self) -> bool {
+        self.failed_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|at| at.elapsed() < DISCOVERY_BACKOFF)
+    }
+
+    fn mark_failed(&self) {
+        *self.failed_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+    }
+
+    /// The keys to try again with after an unknown `kid`: fetched anew, unless that happened
+    /// less than a minute ago; then the cached ones (which another sign-in may have renewed).
+    async fn keys_for_unknown_kid(&self, now: DateTime<Utc>) -> Result<CoreJsonWebKeySet, SignInError> {
         let mut cache = self.cache.lock().await;
-        let Some(found) = cache.discovered.as_mut() else { return Ok(None) };
+        let Some(found) = cache.discovered.as_mut() else { return Err(SignInError::InvalidIdToken) };
         if now - found.jwks_fetched_at < JWKS_REFETCH_AFTER {
-            return Ok(None);
+            return Ok(found.metadata.jwks().clone());
         }
         let jwks = CoreJsonWebKeySet::fetch_async(found.metadata.jwks_uri(), &self.http)
             .await
@@ -303,7 +342,7 @@ impl Provider {
         tracing::info!(provider = self.settings.id, "fetched the provider's keys again (unknown key id)");
         found.metadata = found.metadata.clone().set_jwks(jwks.clone());
         found.jwks_fetched_at = now;
-        Ok(Some(jwks))
+        Ok(jwks)
     }
 
     async fn within_timeout<T>(

@@ -34,6 +34,15 @@ async fn a_first_sign_in_creates_the_student_and_later_ones_refresh_the_profile(
     assert_eq!(again["user"]["role"], "student");
     assert_eq!(again["user"]["real_name"], "Ada Lovelace");
     assert_eq!(again["user"]["student_number"], "S9002");
+    // Claims the provider stops sending change nothing.
+    sso.provider
+        .account(json!({"sub": "sub-ada", "password": "ada-password", "preferred_username": "ada", "roles": ["student"]}))
+        .await;
+    let third = sso.log_in("ada").await;
+    assert_eq!(
+        (third["user"]["real_name"].as_str(), third["user"]["student_number"].as_str()),
+        (Some("Ada Lovelace"), Some("S9002"))
+    );
     assert_eq!(sso.counts().1, 1, "one identity");
 }
 

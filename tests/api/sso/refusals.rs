@@ -58,6 +58,9 @@ async fn id_tokens_that_do_not_hold_up_are_refused_and_change_nothing() {
         json!({"exp_offset": -90, "iat_offset": -3600}),
         json!({"iat_offset": 120}),
         json!({"key": "unknown"}),
+        json!({"nonce": null}),
+        // Malformed: an ID token without a subject.
+        json!({"sub": null}),
     ];
     for forgery in forgeries {
         // The manual clock stands still while the provider's runs on.

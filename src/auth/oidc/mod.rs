@@ -61,6 +61,10 @@ pub struct Sso {
     spa_url: Url,
     cookie_path: String,
     secure_cookies: bool,
+    /// Without `ROLLCALL_PUBLIC_URL` (a local try): the host the callback comes back to.
+    /// A browser that starts at another name for this server (`localhost` for `127.0.0.1`)
+    /// is sent there first, or the cookie set at `/start` would not come back with it.
+    default_host: Option<String>,
 }
 
 impl Sso {
@@ -106,6 +110,10 @@ impl Sso {
             spa_url,
             cookie_path: format!("{}/api/v1/auth/oidc/", public_url.path().trim_end_matches('/')),
             secure_cookies: public_url.scheme() == "https",
+            default_host: settings
+                .public_url
+                .is_none()
+                .then(|| public_url[url::Position::BeforeHost..url::Position::AfterPort].to_owned()),
         })
     }
 
@@ -207,11 +215,17 @@ problems!(StartProblems {
 )]
 #[get("/auth/oidc/{provider}/start")]
 pub async fn start(
+    req: HttpRequest,
     sso: web::Data<Sso>,
     auth: web::Data<Authenticator>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let provider = sso.provider(&path)?;
+    if let Some(host) = &sso.default_host
+        && req.connection_info().host() != host
+    {
+        return Ok(redirect(&format!("http://{host}{}", req.uri())));
+    }
     sso.starts.take()?;
     let now = auth.clock.now();
     let authorization = match provider.authorize(now).await {

@@ -90,6 +90,24 @@ async fn start_sends_pkce_state_and_nonce_and_binds_the_browser_by_cookie() {
 }
 
 #[tokio::test]
+async fn without_a_public_url_a_start_at_another_host_name_moves_to_the_callback_host_first() {
+    let sso = Sso::start().await;
+    let port = sso.app.address.rsplit(':').next().unwrap();
+    let start = sso
+        .app
+        .client
+        .get(sso.app.url("/api/v1/auth/oidc/uni/start"))
+        .header("host", format!("localhost:{port}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(start.status().as_u16(), 302);
+    // There the cookie is set for the host the provider sends the browser back to.
+    assert_eq!(start.headers().get(LOCATION).unwrap(), &sso.app.url("/api/v1/auth/oidc/uni/start"));
+    assert!(start.headers().get(SET_COOKIE).is_none());
+}
+
+#[tokio::test]
 async fn a_sign_in_started_on_one_instance_finishes_on_another() {
     let sso = Sso::start().await;
     sso.person("ben", json!(["student"]), json!({})).await;

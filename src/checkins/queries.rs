@@ -136,36 +136,37 @@ pub fn confirm_students(conn: &mut PgConnection, students: &[i64]) -> QueryResul
     Ok(rows.into_iter().map(|r| (r.id, r.disabled)).collect())
 }
 
-/// Like [`confirm_students`], and reads each student's session (`sessions[i]` is the session
-/// of `students[i]`): (id, revoked, live) — live means neither revoked, nor ended by `now`,
-/// nor a disabled account.
-pub fn confirm_students_checking_sessions(
+/// Like [`confirm_students`], for (student, session) pairs, reading each session:
+/// (student, session, revoked, live) — live means neither revoked, nor ended by `now`, nor
+/// a disabled account. A pair whose student is not a student, or whose session is not
+/// theirs, is left out.
+pub fn confirm_sessions(
     conn: &mut PgConnection,
-    students: &[i64],
-    sessions: &[i64],
+    pairs: &[(i64, i64)],
     now: DateTime<Utc>,
-) -> QueryResult<Vec<(i64, bool, bool)>> {
+) -> QueryResult<Vec<(i64, i64, bool, bool)>> {
     #[derive(QueryableByName)]
     struct Row {
         #[diesel(sql_type = BigInt)]
-        id: i64,
+        student_id: i64,
+        #[diesel(sql_type = BigInt)]
+        session_id: i64,
         #[diesel(sql_type = Bool)]
         revoked: bool,
         #[diesel(sql_type = Bool)]
         live: bool,
     }
+    let (students, sessions): (Vec<i64>, Vec<i64>) = pairs.iter().copied().unzip();
     let rows: Vec<Row> = diesel::sql_query(
-        "SELECT id, state = 'revoked' AS revoked, state = 'live' AND NOT disabled AS live \
-         FROM (SELECT id, disabled, \
-                      (SELECT CASE WHEN x.revoked_at IS NOT NULL THEN 'revoked' \
-                                   WHEN x.expires_at > $3 THEN 'live' ELSE 'ended' END \
-                       FROM sessions x WHERE x.id = ($2::int8[])[array_position($1::int8[], o.id)] \
-                       AND x.user_id = o.id) AS state \
-               FROM (SELECT id, disabled FROM users WHERE id = ANY($1) AND role = 'student') AS o) AS s",
+        "SELECT p.student_id, p.session_id, x.revoked_at IS NOT NULL AS revoked, \
+                x.revoked_at IS NULL AND x.expires_at > $3 AND NOT u.disabled AS live \
+         FROM (SELECT DISTINCT * FROM unnest($1::int8[], $2::int8[]) AS p(student_id, session_id)) AS p \
+         JOIN users u ON u.id = p.student_id AND u.role = 'student' \
+         JOIN sessions x ON x.id = p.session_id AND x.user_id = p.student_id",
     )
     .bind::<Array<BigInt>, _>(students)
     .bind::<Array<BigInt>, _>(sessions)
     .bind::<Timestamptz, _>(now)
     .load(conn)?;
-    Ok(rows.into_iter().map(|r| (r.id, r.revoked, r.live)).collect())
+    Ok(rows.into_iter().map(|r| (r.student_id, r.session_id, r.revoked, r.live)).collect())
 }

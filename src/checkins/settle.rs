@@ -56,41 +56,73 @@ fn judge<'a>(attempt: &Attempt, windows: &[&'a OpenWindow]) -> Decision<'a> {
     }
 }
 
-/// A student of the batch, as the database (and the view of revoked sessions) confirmed them.
-struct Confirmed {
-    revoked: bool,
-    live: bool,
+/// What the database (and the view of revoked sessions) says of an attempt's student and
+/// session.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Confirmed {
+    /// Not a student (any more), or the session is gone or ended.
+    Unknown,
+    Revoked,
+    Live,
 }
 
+/// Confirms each attempt's student and session (their tokens were only verified). While this
+/// instance's view of revoked sessions is complete, it answers for the sessions and the
+/// database is asked only for the students.
+fn confirm(
+    conn: &mut PgConnection,
+    attempts: &[Attempt],
+    students: &[i64],
+    revoked: &RevokedSessions,
+    now: DateTime<Utc>,
+) -> QueryResult<Vec<Confirmed>> {
+    let view: Option<Vec<bool>> = attempts.iter().map(|a| revoked.is_revoked(a.session_id)).collect();
+    Ok(match view {
+        Some(view) => {
+            let disabled: HashMap<i64, bool> =
+                queries::confirm_students(conn, students)?.into_iter().collect();
+            attempts
+                .iter()
+                .zip(view)
+                .map(|(a, revoked)| match disabled.get(&a.student_id) {
+                    None => Confirmed::Unknown,
+                    Some(_) if revoked => Confirmed::Revoked,
+                    Some(true) => Confirmed::Unknown,
+                    Some(false) => Confirmed::Live,
+                })
+                .collect()
+        }
+        None => {
+            let pairs: Vec<(i64, i64)> = attempts.iter().map(|a| (a.student_id, a.session_id)).collect();
+            let found: HashMap<(i64, i64), (bool, bool)> = queries::confirm_sessions(conn, &pairs, now)?
+                .into_iter()
+                .map(|(student, session, revoked, live)| ((student, session), (revoked, live)))
+                .collect();
+            pairs
+                .iter()
+                .map(|pair| match found.get(pair) {
+                    Some((_, true)) => Confirmed::Live,
+                    Some((true, _)) => Confirmed::Revoked,
+                    _ => Confirmed::Unknown,
+                })
+                .collect()
+        }
+    })
+}
+
+/// Settles a batch as if its attempts had come one at a time, in order: a student may have
+/// several in one batch (checking in to several lessons at once), and a refused code counts
+/// towards the throttle of the student's later attempts in it, as a second request would.
 pub(super) fn settle_in(
     conn: &mut PgConnection,
     attempts: &[Attempt],
     revoked: &RevokedSessions,
 ) -> QueryResult<Vec<Outcome>> {
-    let ids: Vec<i64> = attempts.iter().map(|a| a.student_id).collect();
-    let session_ids: Vec<i64> = attempts.iter().map(|a| a.session_id).collect();
+    let mut ids: Vec<i64> = attempts.iter().map(|a| a.student_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
     let earliest = attempts.iter().map(|a| a.now).min().unwrap_or_else(Utc::now);
-    // Confirms the students and their sessions (their tokens were only verified). While this
-    // instance's view of revoked sessions is complete, it answers for the sessions and the
-    // database is asked only for the students.
-    let view: Option<Vec<bool>> = attempts.iter().map(|a| revoked.is_revoked(a.session_id)).collect();
-    let confirmed: HashMap<i64, Confirmed> = match view {
-        Some(view) => {
-            let revoked_ids: HashMap<i64, bool> = attempts.iter().map(|a| a.student_id).zip(view).collect();
-            queries::confirm_students(conn, &ids)?
-                .into_iter()
-                .map(|(id, disabled)| {
-                    let revoked = revoked_ids.get(&id).copied().unwrap_or(true);
-                    (id, Confirmed { revoked, live: !revoked && !disabled })
-                })
-                .collect()
-        }
-        None => queries::confirm_students_checking_sessions(conn, &ids, &session_ids, earliest)?
-            .into_iter()
-            .map(|(id, revoked, live)| (id, Confirmed { revoked, live }))
-            .collect(),
-    };
-    let students: HashSet<i64> = confirmed.iter().filter(|(_, s)| s.live).map(|(id, _)| *id).collect();
+    let confirmed = confirm(conn, attempts, &ids, revoked, earliest)?;
     let latest = attempts.iter().map(|a| a.now).max().unwrap_or_else(Utc::now);
     let open = queries::unfinished_windows_for(conn, &ids, earliest, latest)?;
     let mut windows: HashMap<i64, Vec<&OpenWindow>> = HashMap::new();
@@ -100,14 +132,11 @@ pub(super) fn settle_in(
     // Each code is judged once; the throttle is applied after the failures are read.
     let judged: Vec<Decision> = attempts
         .iter()
-        .map(|a| {
-            if !students.contains(&a.student_id) {
-                return match confirmed.get(&a.student_id) {
-                    Some(student) if student.revoked => Decision::Revoked,
-                    _ => Decision::Unknown,
-                };
-            }
-            judge(a, windows.get(&a.student_id).map_or(&[], Vec::as_slice))
+        .zip(&confirmed)
+        .map(|(a, confirmed)| match confirmed {
+            Confirmed::Unknown => Decision::Unknown,
+            Confirmed::Revoked => Decision::Revoked,
+            Confirmed::Live => judge(a, windows.get(&a.student_id).map_or(&[], Vec::as_slice)),
         })
         .collect();
     // The wrong-code throttle is shared by every instance. Only a refused code writes a
@@ -129,20 +158,36 @@ pub(super) fn settle_in(
     for (student, at) in queries::failures_since(conn, &ids, CHECKIN.since(earliest))? {
         failures.entry(student).or_default().push(at);
     }
-    let decisions: Vec<Decision> = attempts
-        .iter()
-        .zip(judged)
-        .map(|(a, judged)| match judged {
+    // In order: each refused code is a failure the student's later attempts see.
+    let mut decisions: Vec<Decision> = Vec::with_capacity(attempts.len());
+    for (a, judged) in attempts.iter().zip(judged) {
+        let decision = match judged {
             Decision::Unknown | Decision::Revoked => judged,
             _ => throttle(a, failures.get(&a.student_id).map_or(&[], Vec::as_slice)).unwrap_or(judged),
+        };
+        if matches!(decision, Decision::Rejected(_)) {
+            failures.entry(a.student_id).or_default().push(a.now);
+        }
+        decisions.push(decision);
+    }
+    // The first accepted attempt of a (lesson, student) makes the record; a later one in the
+    // same batch finds it, as it would one request later.
+    let mut keys = HashSet::new();
+    let first: Vec<bool> = attempts
+        .iter()
+        .zip(&decisions)
+        .map(|(a, d)| match d {
+            Decision::Accept { open, .. } => keys.insert((open.window.lesson_id, a.student_id)),
+            _ => false,
         })
         .collect();
 
     let new: Vec<NewCheckin> = attempts
         .iter()
         .zip(&decisions)
-        .filter_map(|(a, d)| match d {
-            Decision::Accept { open, status, stale } => Some(NewCheckin {
+        .zip(&first)
+        .filter_map(|((a, d), first)| match d {
+            Decision::Accept { open, status, stale } if *first => Some(NewCheckin {
                 lesson_id: open.window.lesson_id,
                 student_id: a.student_id,
                 window_id: open.window.id,
@@ -184,7 +229,8 @@ pub(super) fn settle_in(
     attempts
         .iter()
         .zip(decisions)
-        .map(|(attempt, decision)| {
+        .zip(first)
+        .map(|((attempt, decision), first)| {
             Ok(match decision {
                 Decision::Unknown => Outcome::UnknownStudent,
                 Decision::Revoked => Outcome::SessionRevoked,
@@ -201,8 +247,8 @@ pub(super) fn settle_in(
                         checked_in_at: record.checked_in_at,
                     };
                     match (inserted.get(&key), existing.get(&key)) {
-                        (Some(record), _) => Outcome::Created(result(record)),
-                        (None, Some(record)) => Outcome::Existing(result(record)),
+                        (Some(record), _) if first => Outcome::Created(result(record)),
+                        (Some(record), _) | (None, Some(record)) => Outcome::Existing(result(record)),
                         (None, None) => return Err(diesel::result::Error::NotFound),
                     }
                 }

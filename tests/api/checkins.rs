@@ -322,3 +322,48 @@ async fn concurrent_wrong_codes_on_two_instances_never_pass_the_throttle() {
         .unwrap();
     assert_eq!(failures, 10);
 }
+
+#[tokio::test]
+async fn one_student_checks_in_to_five_lessons_at_once() {
+    let app = spawn_app().await;
+    let mut classes: Vec<Class> = Vec::new();
+    for i in 0..5 {
+        classes.push(app.class(&format!("multi{i}"), 1).await);
+    }
+    let student = &classes[0].students[0];
+    for class in &classes[1..] {
+        let path = format!("/api/v1/courses/{}/students", class.course_id);
+        let enrolled = app.post(&path, &class.teacher, json!({"usernames": ["multi0.s000"]})).await;
+        assert_eq!(enrolled.ok(200)["enrolled"].as_array().unwrap().len(), 1);
+    }
+    let mut codes = Vec::new();
+    for class in &classes {
+        app.open_checkin(class, json!({})).await;
+        codes.push(app.current_code(class).await);
+    }
+    // All at once (so they share a batch), each lesson's code twice.
+    let attempts = codes.iter().chain(&codes).map(|code| app.check_in(student, code));
+    let answers = futures_util::future::join_all(attempts).await;
+    let mut statuses: Vec<u16> = answers.iter().map(|r| r.status.as_u16()).collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 201, 201, 201, 201, 201]);
+    for class in &classes {
+        assert_eq!(attendance_rows(&app, class.lesson_id), 1);
+    }
+}
+
+#[tokio::test]
+async fn a_burst_of_wrong_codes_from_one_student_is_throttled_after_ten() {
+    let app = spawn_app().await;
+    let class = app.class("c", 1).await;
+    app.open_checkin(&class, json!({"rotation_seconds": 300, "duration_seconds": 3600})).await;
+    let wrong = wrong_code(&app, &class).await;
+    let student = &class.students[0];
+    let answers = futures_util::future::join_all((0..14).map(|_| app.check_in(student, &wrong))).await;
+    let rejected = answers.iter().filter(|r| r.status.as_u16() == 422).count();
+    let throttled = answers.iter().filter(|r| r.status.as_u16() == 429).count();
+    assert_eq!((rejected, throttled), (10, 4), "as if they came one at a time");
+    let mut conn = app.pool.get().unwrap();
+    let failures: i64 = checkin_failures::table.count().get_result(&mut conn).unwrap();
+    assert_eq!(failures, 10);
+}

@@ -17,6 +17,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use diesel::Connection;
@@ -27,7 +28,7 @@ use super::CheckinResult;
 use super::settle::settle_in;
 use crate::auth::revoked::RevokedSessions;
 use crate::client::ClientInfo;
-use crate::db::{self, DbPool};
+use crate::db::{DbConn, DbError, DbPool};
 use crate::domain::code::Verdict;
 use crate::error::ApiError;
 
@@ -36,6 +37,17 @@ const MAX_BATCH: usize = 256;
 
 /// Batches in the database at once: while one waits for its commit, the next is settled.
 const BATCHES_IN_FLIGHT: usize = 2;
+
+/// The task keeps the connections of its batches between them, sparing each batch the
+/// pool's checkout and its test query; one that sat idle longer than this goes back to the
+/// pool, whose checkout tests it (a database restart is noticed there, not by a student).
+const HELD_IDLE: Duration = Duration::from_secs(1);
+
+/// A connection kept for the next batch, and when its last batch ended.
+struct Held {
+    conn: DbConn,
+    since: Instant,
+}
 
 pub enum Outcome {
     Created(CheckinResult),
@@ -95,14 +107,25 @@ async fn run(pool: DbPool, revoked: Arc<RevokedSessions>, mut receiver: mpsc::Un
     // Jobs of students already in a batch being formed wait here for the next one.
     let mut waiting: VecDeque<Job> = VecDeque::new();
     let mut in_flight = JoinSet::new();
+    let mut held: Vec<Held> = Vec::new();
+    // A finished batch: whether the database was there, and its connection if reusable.
+    let finish = |done: Result<(bool, Option<DbConn>), _>, held: &mut Vec<Held>| match done {
+        Ok((available, conn)) => {
+            if let Some(conn) = conn {
+                held.push(Held { conn, since: Instant::now() });
+            }
+            !available
+        }
+        Err(_) => false,
+    };
     loop {
         let mut unavailable = false;
         while let Some(done) = in_flight.try_join_next() {
-            unavailable |= matches!(done, Ok(false));
+            unavailable |= finish(done, &mut held);
         }
         if in_flight.len() >= BATCHES_IN_FLIGHT || (waiting.is_empty() && !in_flight.is_empty()) {
             tokio::select! {
-                done = in_flight.join_next() => unavailable |= matches!(done, Some(Ok(false))),
+                Some(done) = in_flight.join_next() => unavailable |= finish(done, &mut held),
                 job = receiver.recv(), if in_flight.len() < BATCHES_IN_FLIGHT => match job {
                     Some(job) => waiting.push_back(job),
                     None => break,
@@ -135,31 +158,47 @@ async fn run(pool: DbPool, revoked: Arc<RevokedSessions>, mut receiver: mpsc::Un
         }
         let batch: Vec<Job> = waiting.drain(..waiting.len().min(MAX_BATCH)).collect();
         let (pool, revoked) = (pool.clone(), revoked.clone());
-        in_flight.spawn(async move { settle(&pool, &revoked, batch).await });
+        // The most recently used connection; any that idled too long go back to the pool.
+        let conn = held.pop().filter(|h| h.since.elapsed() < HELD_IDLE).map(|h| h.conn);
+        held.retain(|h| h.since.elapsed() < HELD_IDLE);
+        in_flight.spawn(async move { settle(&pool, &revoked, batch, conn).await });
     }
     while in_flight.join_next().await.is_some() {}
 }
 
-/// Settles and answers a batch; false if the database was unavailable.
-async fn settle(pool: &DbPool, revoked: &Arc<RevokedSessions>, batch: Vec<Job>) -> bool {
+/// Settles and answers a batch on `conn` (else a pooled connection): whether the database
+/// was available, and the connection if it can serve the next batch.
+async fn settle(
+    pool: &DbPool,
+    revoked: &Arc<RevokedSessions>,
+    batch: Vec<Job>,
+    conn: Option<DbConn>,
+) -> (bool, Option<DbConn>) {
     let (attempts, replies): (Vec<Attempt>, Vec<_>) = batch.into_iter().map(|j| (j.attempt, j.reply)).unzip();
-    let revoked = revoked.clone();
-    let settled = db::run(pool, move |conn| {
-        Ok::<_, ApiError>(conn.transaction(|conn| settle_in(conn, &attempts, &revoked))?)
+    let (pool, revoked) = (pool.clone(), revoked.clone());
+    let settled = tokio::task::spawn_blocking(move || {
+        let mut conn = match conn {
+            Some(conn) => conn,
+            None => pool.get().map_err(|e| ApiError::from(DbError::Unavailable(e)))?,
+        };
+        let outcomes = conn.transaction(|conn| settle_in(conn, &attempts, &revoked))?;
+        Ok::<_, ApiError>((outcomes, conn))
     })
-    .await;
+    .await
+    .unwrap_or_else(|e| Err(ApiError::from(DbError::Task(e))));
     match settled {
-        Ok(outcomes) => {
+        Ok((outcomes, conn)) => {
             for (reply, outcome) in replies.into_iter().zip(outcomes) {
                 let _ = reply.send(Ok(outcome));
             }
-            true
+            (true, Some(conn))
         }
         Err(err) => {
+            // The connection goes back to the pool with the error (which drops it if broken).
             for reply in replies {
                 let _ = reply.send(Err(clone_error(&err)));
             }
-            !matches!(err, ApiError::DatabaseUnavailable)
+            (!matches!(err, ApiError::DatabaseUnavailable), None)
         }
     }
 }

@@ -120,20 +120,32 @@ pub fn lock_throttles(conn: &mut PgConnection, students: &[i64]) -> QueryResult<
     .map(drop)
 }
 
-/// Confirms which of these ids are students, and whether each is disabled.
-pub fn confirm_students(conn: &mut PgConnection, students: &[i64]) -> QueryResult<Vec<(i64, bool)>> {
-    #[derive(QueryableByName)]
-    struct Row {
-        #[diesel(sql_type = BigInt)]
-        id: i64,
-        #[diesel(sql_type = Bool)]
-        disabled: bool,
-    }
-    let rows: Vec<Row> =
-        diesel::sql_query("SELECT id, disabled FROM users WHERE id = ANY($1) AND role = 'student'")
-            .bind::<Array<BigInt>, _>(students)
-            .load(conn)?;
-    Ok(rows.into_iter().map(|r| (r.id, r.disabled)).collect())
+/// A student of a batch, with their rejected codes since the throttle window began.
+#[derive(QueryableByName)]
+pub struct StudentRow {
+    #[diesel(sql_type = BigInt)]
+    pub id: i64,
+    #[diesel(sql_type = Bool)]
+    pub disabled: bool,
+    #[diesel(sql_type = Array<Timestamptz>)]
+    pub failures: Vec<DateTime<Utc>>,
+}
+
+/// Confirms which of these ids are students, with their failures since `since` read in the
+/// same statement.
+pub fn confirm_students(
+    conn: &mut PgConnection,
+    students: &[i64],
+    since: DateTime<Utc>,
+) -> QueryResult<Vec<StudentRow>> {
+    diesel::sql_query(
+        "SELECT id, disabled, ARRAY(SELECT f.failed_at FROM checkin_failures f \
+                                    WHERE f.student_id = u.id AND f.failed_at > $2) AS failures \
+         FROM users u WHERE id = ANY($1) AND role = 'student'",
+    )
+    .bind::<Array<BigInt>, _>(students)
+    .bind::<Timestamptz, _>(since)
+    .load(conn)
 }
 
 /// Like [`confirm_students`], for (student, session) pairs, reading each session:

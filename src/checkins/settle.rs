@@ -66,22 +66,30 @@ enum Confirmed {
     Live,
 }
 
+/// Each student's rejected codes within the throttle's window.
+type Failures = HashMap<i64, Vec<DateTime<Utc>>>;
+
 /// Confirms each attempt's student and session (their tokens were only verified). While this
-/// instance's view of revoked sessions is complete, it answers for the sessions and the
-/// database is asked only for the students.
+/// instance's view of revoked sessions is complete, it answers for the sessions, and the
+/// database is asked only for the students, with their recent failures in the same
+/// statement (`Some`); else the failures are left to a statement of their own (`None`).
 fn confirm(
     conn: &mut PgConnection,
     attempts: &[Attempt],
     students: &[i64],
     revoked: &RevokedSessions,
     now: DateTime<Utc>,
-) -> QueryResult<Vec<Confirmed>> {
+) -> QueryResult<(Vec<Confirmed>, Option<Failures>)> {
     let view: Option<Vec<bool>> = attempts.iter().map(|a| revoked.is_revoked(a.session_id)).collect();
     Ok(match view {
         Some(view) => {
-            let disabled: HashMap<i64, bool> =
-                queries::confirm_students(conn, students)?.into_iter().collect();
-            attempts
+            let mut disabled: HashMap<i64, bool> = HashMap::new();
+            let mut failures = Failures::new();
+            for student in queries::confirm_students(conn, students, CHECKIN.since(now))? {
+                disabled.insert(student.id, student.disabled);
+                failures.insert(student.id, student.failures);
+            }
+            let confirmed = attempts
                 .iter()
                 .zip(view)
                 .map(|(a, revoked)| match disabled.get(&a.student_id) {
@@ -90,7 +98,8 @@ fn confirm(
                     Some(true) => Confirmed::Unknown,
                     Some(false) => Confirmed::Live,
                 })
-                .collect()
+                .collect();
+            (confirmed, Some(failures))
         }
         None => {
             let pairs: Vec<(i64, i64)> = attempts.iter().map(|a| (a.student_id, a.session_id)).collect();
@@ -98,14 +107,15 @@ fn confirm(
                 .into_iter()
                 .map(|(student, session, revoked, live)| ((student, session), (revoked, live)))
                 .collect();
-            pairs
+            let confirmed = pairs
                 .iter()
                 .map(|pair| match found.get(pair) {
                     Some((_, true)) => Confirmed::Live,
                     Some((true, _)) => Confirmed::Revoked,
                     _ => Confirmed::Unknown,
                 })
-                .collect()
+                .collect();
+            (confirmed, None)
         }
     })
 }
@@ -122,7 +132,7 @@ pub(super) fn settle_in(
     ids.sort_unstable();
     ids.dedup();
     let earliest = attempts.iter().map(|a| a.now).min().unwrap_or_else(Utc::now);
-    let confirmed = confirm(conn, attempts, &ids, revoked, earliest)?;
+    let (confirmed, read_failures) = confirm(conn, attempts, &ids, revoked, earliest)?;
     let latest = attempts.iter().map(|a| a.now).max().unwrap_or_else(Utc::now);
     let open = queries::unfinished_windows_for(conn, &ids, earliest, latest)?;
     let mut windows: HashMap<i64, Vec<&OpenWindow>> = HashMap::new();
@@ -140,23 +150,34 @@ pub(super) fn settle_in(
         })
         .collect();
     // The wrong-code throttle is shared by every instance. Only a refused code writes a
-    // failure, so the students with one in this batch are locked (in id order) before their
-    // failures are read; the read is a new statement, so it sees every failure committed
+    // failure, so the students with one in this batch are locked (in id order) and their
+    // failures read again; the read is a new statement, so it sees every failure committed
     // before the lock was granted. A right code takes no lock: at most it reads a count that
-    // is a moment old, and writes no failure, so a student checking in to 20 lessons at once
-    // does not queue behind themself.
-    let contested: Vec<i64> = attempts
+    // is a moment old (read with the students), and writes no failure, so a student checking
+    // in to 20 lessons at once does not queue behind themself.
+    let mut contested: Vec<i64> = attempts
         .iter()
         .zip(&judged)
         .filter(|(_, d)| matches!(d, Decision::Rejected(_)))
         .map(|(a, _)| a.student_id)
         .collect();
+    contested.sort_unstable();
+    contested.dedup();
     if !contested.is_empty() {
         queries::lock_throttles(conn, &contested)?;
     }
-    let mut failures: HashMap<i64, Vec<DateTime<Utc>>> = HashMap::new();
-    for (student, at) in queries::failures_since(conn, &ids, CHECKIN.since(earliest))? {
-        failures.entry(student).or_default().push(at);
+    // Failures not read with the students, or read before a lock, are read now.
+    let (mut failures, stale): (Failures, &[i64]) = match read_failures {
+        Some(failures) => (failures, &contested),
+        None => (Failures::new(), &ids),
+    };
+    if !stale.is_empty() {
+        for id in stale {
+            failures.remove(id);
+        }
+        for (student, at) in queries::failures_since(conn, stale, CHECKIN.since(earliest))? {
+            failures.entry(student).or_default().push(at);
+        }
     }
     // In order: each refused code is a failure the student's later attempts see.
     let mut decisions: Vec<Decision> = Vec::with_capacity(attempts.len());

@@ -159,3 +159,18 @@ async fn cancelling_at_the_provider_is_a_provider_error() {
     assert_eq!(sso.counts(), (1, 0), "only the admin");
     let _ = SPA;
 }
+
+#[tokio::test]
+async fn behind_an_https_public_url_with_a_path_the_redirect_uri_and_cookie_follow_it() {
+    let public = "https://rollcall.uni.example/attendance";
+    let sso = Sso::start_with(&[], &[("ROLLCALL_PUBLIC_URL", public)]).await;
+    let start = sso.app.client.get(sso.app.url("/api/v1/auth/oidc/uni/start")).send().await.unwrap();
+    assert_eq!(start.status().as_u16(), 302);
+    let location = start.headers().get(LOCATION).unwrap().to_str().unwrap();
+    let expected = format!("{public}/api/v1/auth/oidc/uni/callback");
+    assert_eq!(param(location, "redirect_uri").as_deref(), Some(expected.as_str()));
+    let cookie = start.headers().get(SET_COOKIE).unwrap().to_str().unwrap();
+    for attribute in ["Secure", "HttpOnly", "SameSite=Lax", "Path=/attendance/api/v1/auth/oidc/"] {
+        assert!(cookie.contains(attribute), "{cookie} lacks {attribute}");
+    }
+}

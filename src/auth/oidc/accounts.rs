@@ -7,8 +7,8 @@ use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error};
 
 use super::SignInError;
+use crate::auth::queries as auth_queries;
 use crate::config::sso::{LinkExisting, ProviderSettings};
-use crate::db::lower;
 use crate::domain::identity::Profile;
 use crate::domain::user::{Role, User};
 use crate::schema::{oidc_identities, users};
@@ -41,11 +41,7 @@ pub fn sign_in(
     let (Some(role), Some(username)) = (profile.role, profile.username.as_ref()) else {
         return Ok(Err(SignInError::NoAccount));
     };
-    let username_owner = users::table
-        .filter(lower(users::username).eq(username.as_str().to_lowercase()))
-        .select(User::as_select())
-        .first(conn)
-        .optional()?;
+    let username_owner = auth_queries::find_credentials(conn, username.as_str())?.map(|(user, _)| user);
     let candidate = match provider.link_existing {
         None => None,
         Some(LinkExisting::Username) => username_owner.clone(),

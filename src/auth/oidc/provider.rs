@@ -136,14 +136,7 @@ impl Provider {
 
     /// The authorization URL for a new sign-in, with fresh `state`, `nonce` and PKCE verifier.
     pub async fn authorize(&self, now: DateTime<Utc>) -> Result<Authorization, SignInError> {
-        let metadata = match tokio::time::timeout(self.settings.timeout, self.metadata(now)).await {
-            Ok(metadata) => metadata?,
-            Err(_) => {
-                // A provider that accepts and never answers: the next sign-ins fail at once.
-                self.mark_failed();
-                return Err(self.failed("discovery: no answer in time"));
-            }
-        };
+        let metadata = self.metadata(now).await?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let client = self.client(metadata);
         let (url, state, nonce) = client
@@ -172,7 +165,9 @@ impl Provider {
         nonce: String,
         now: DateTime<Utc>,
     ) -> Result<Identity, SignInError> {
-        self.within_timeout(self.finish_unbounded(code, pkce_verifier, nonce, now)).await
+        tokio::time::timeout(self.settings.timeout, self.finish_unbounded(code, pkce_verifier, nonce, now))
+            .await
+            .unwrap_or_else(|_| Err(self.failed("no answer in time")))
     }
 
     async fn finish_unbounded(
@@ -297,7 +292,17 @@ impl Provider {
         }
         let issuer =
             IssuerUrl::new(self.settings.issuer.clone()).map_err(|_| self.failed("bad issuer URL"))?;
-        match CoreProviderMetadata::discover_async(issuer, &self.http).await {
+        // Bounded here, where a failure is recorded: a provider that accepts and never
+        // answers makes the next sign-ins fail at once, like one that refuses. (Waiting for the
+        // lock is bounded by its holder's discovery.)
+        let discovered = tokio::time::timeout(
+            self.settings.timeout,
+            CoreProviderMetadata::discover_async(issuer, &self.http),
+        )
+        .await
+        .map_err(|_| "no answer in time".to_owned())
+        .and_then(|result| result.map_err(|error| error.to_string()));
+        match discovered {
             Ok(metadata) => {
                 cache.discovered =
                     Some(Discovered { metadata: metadata.clone(), discovered_at: now, jwks_fetched_at: now });
@@ -343,15 +348,6 @@ impl Provider {
         found.metadata = found.metadata.clone().set_jwks(jwks.clone());
         found.jwks_fetched_at = now;
         Ok(jwks)
-    }
-
-    async fn within_timeout<T>(
-        &self,
-        work: impl Future<Output = Result<T, SignInError>>,
-    ) -> Result<T, SignInError> {
-        tokio::time::timeout(self.settings.timeout, work)
-            .await
-            .unwrap_or_else(|_| Err(self.failed("no answer in time")))
     }
 
     /// The provider failed us: logged (never with tokens), `provider_error`.

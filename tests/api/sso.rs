@@ -132,8 +132,6 @@ pub struct Browser {
 /// Where a followed chain of redirects stopped.
 pub struct Stop {
     pub url: String,
-    #[allow(dead_code)]
-    pub status: u16,
     pub body: String,
 }
 
@@ -153,14 +151,13 @@ impl Browser {
     pub async fn follow(&self, mut url: String, until: impl Fn(&str) -> bool) -> Stop {
         for _ in 0..20 {
             let response = self.client.get(&url).send().await.unwrap();
-            let status = response.status().as_u16();
             let Some(location) = response.headers().get(LOCATION) else {
-                return Stop { url, status, body: response.text().await.unwrap() };
+                return Stop { url, body: response.text().await.unwrap() };
             };
             let next =
                 reqwest::Url::parse(&url).unwrap().join(location.to_str().unwrap()).unwrap().to_string();
             if until(&next) {
-                return Stop { url: next, status, body: String::new() };
+                return Stop { url: next, body: String::new() };
             }
             url = next;
         }

@@ -5,7 +5,7 @@ use reqwest::Method;
 use reqwest::header::{LOCATION, SET_COOKIE};
 use serde_json::json;
 
-use super::{Browser, SPA, Sso, exchange, param};
+use super::{Browser, Sso, exchange, param};
 
 #[tokio::test]
 async fn a_first_sign_in_creates_the_student_and_later_ones_refresh_the_profile() {
@@ -157,7 +157,6 @@ async fn cancelling_at_the_provider_is_a_provider_error() {
     assert_eq!(param(&back.url, "error").as_deref(), Some("access_denied"));
     assert_eq!(browser.land(&back.url).await, Err("provider_error".into()));
     assert_eq!(sso.counts(), (1, 0), "only the admin");
-    let _ = SPA;
 }
 
 #[tokio::test]
@@ -173,4 +172,27 @@ async fn behind_an_https_public_url_with_a_path_the_redirect_uri_and_cookie_foll
     for attribute in ["Secure", "HttpOnly", "SameSite=Lax", "Path=/attendance/api/v1/auth/oidc/"] {
         assert!(cookie.contains(attribute), "{cookie} lacks {attribute}");
     }
+}
+
+#[tokio::test]
+async fn the_claims_that_give_username_name_number_and_role_are_configuration() {
+    let mapping = [
+        ("ROLLCALL_OIDC_UNI_USERNAME_CLAIM", "nickname"),
+        ("ROLLCALL_OIDC_UNI_NAME_CLAIM", "given_name"),
+        ("ROLLCALL_OIDC_UNI_STUDENT_NUMBER_CLAIM", "student_number"),
+        ("ROLLCALL_OIDC_UNI_ROLE_CLAIM", "groups"),
+        ("ROLLCALL_OIDC_UNI_TEACHER_VALUES", "faculty"),
+        ("ROLLCALL_OIDC_UNI_STUDENT_VALUES", "undergrad,postgrad"),
+    ];
+    let sso = Sso::start_with(&[], &mapping).await;
+    // The default claims say otherwise: only the configured ones count.
+    sso.person(
+        "gil",
+        json!(["teacher"]),
+        json!({"nickname": "g.lopez", "given_name": "Gil", "groups": ["staff", "postgrad"], "student_number": "P77"}),
+    )
+    .await;
+    let user = sso.log_in("gil").await["user"].clone();
+    assert_eq!((user["username"].as_str(), user["real_name"].as_str()), (Some("g.lopez"), Some("Gil")));
+    assert_eq!((user["role"].as_str(), user["student_number"].as_str()), (Some("student"), Some("P77")));
 }

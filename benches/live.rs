@@ -23,6 +23,7 @@ use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use support::{CpuSplit, Database, machine, open_all, raise_fd_limit, schedule_all, seed, serve, summary};
 
@@ -94,7 +95,9 @@ fn main() {
         serve(&database, &[("ROLLCALL_WS_MAX_CONNECTIONS", "20000"), ("ROLLCALL_DB_POOL_SIZE", "32")]);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     runtime.block_on(async move {
-        let client = reqwest::Client::new();
+        // Idle connections are dropped before the server's 5 s keep-alive would close them,
+        // so a check-in is never sent on a connection the server is closing at that moment.
+        let client = reqwest::Client::builder().pool_idle_timeout(Duration::from_secs(4)).build().unwrap();
         let observed = Arc::new(Observed::default());
         if automatic {
             let opens_at = Utc::now() + chrono::Duration::seconds(lead);
@@ -123,10 +126,20 @@ fn main() {
                 world.teachers[lesson].clone(),
             );
             let (observed, permit) = (observed.clone(), gate.clone().acquire_owned().await.unwrap());
+            // One dashboard per lesson keeps the lesson's code for the check-in driver.
+            let keeps_code = n < world.lessons.len();
+            let opens_at = *observed.opens_at.lock().unwrap();
             tokio::spawn(async move {
                 let mut request = url.into_client_request().unwrap();
                 request.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
-                let Ok((mut socket, _)) = tokio_tungstenite::connect_async(request).await else {
+                // tungstenite zero-fills its whole read buffer before every read (128 KiB by
+                // default): with 10,000 sockets that was most of the load generator's CPU,
+                // taken from the server it shares the two cores with. Live messages are
+                // small, and the buffer still grows for a larger one.
+                let config = WebSocketConfig::default().read_buffer_size(4096);
+                let Ok((mut socket, _)) =
+                    tokio_tungstenite::connect_async_with_config(request, Some(config), true).await
+                else {
                     observed.closed.fetch_add(1, Ordering::SeqCst);
                     return;
                 };
@@ -138,7 +151,6 @@ fn main() {
                     // Only the fields read here, borrowed: the load generator shares the two
                     // cores with the server, so it should spend as little as it can per frame.
                     let Ok(message) = serde_json::from_str::<Incoming<'_>>(&text) else { continue };
-                    let opens_at = *observed.opens_at.lock().unwrap();
                     let opening = |at: Option<&str>| at.and_then(|at| at.parse::<DateTime<Utc>>().ok()) == opens_at;
                     match message.kind {
                         "state" if opens_at.is_some() && opening(message.checkin.and_then(|c| c.opened_at)) => {
@@ -147,7 +159,7 @@ fn main() {
                             }
                         }
                         "code" => {
-                            if let (Some(code), Some(lesson)) = (message.code, message.lesson_id) {
+                            if let (true, Some(code), Some(lesson)) = (keeps_code, message.code, message.lesson_id) {
                                 observed.codes.lock().unwrap().insert(lesson, code.to_owned());
                             }
                             if opens_at.is_some() && opening(message.valid_from) {
@@ -213,10 +225,27 @@ fn main() {
         database.top_statements(0);
         let cpu = CpuSplit::start(server.child.id());
         let measure_for = Duration::from_secs(steps * ROTATION as u64 - 1);
+        let bursts = tokio::spawn(burst_cpu(server.child.id(), boundary, steps.saturating_sub(1)));
         let rate = 50;
         let sent = check_in_steadily(&client, &server.base, &world, &observed, rate, measure_for).await;
         observed.measuring.store(false, Ordering::SeqCst);
         println!("{}", cpu.report());
+        let (server_burst, client_burst, boundaries) = bursts.await.unwrap();
+        if planned_opening.is_some() {
+            // Only meaningful when every lesson shares the boundaries, as opened automatically.
+            let frames = (boundaries as usize * connected).max(1) as f64;
+            let per_frame = |cpu: Duration| cpu.as_secs_f64() * 1e6 / frames;
+            println!(
+                "CPU from 50 ms before to 450 ms after a step boundary, per code frame ({boundaries} boundaries): \
+                 rollcall {:.1} µs ({:.1} user, {:.1} kernel), load generator {:.1} µs ({:.1} user, {:.1} kernel)",
+                per_frame(server_burst.0 + server_burst.1),
+                per_frame(server_burst.0),
+                per_frame(server_burst.1),
+                per_frame(client_burst.0 + client_burst.1),
+                per_frame(client_burst.0),
+                per_frame(client_burst.1),
+            );
+        }
         println!("PostgreSQL time by statement while measuring:\n{}", database.top_statements(6));
         println!("check-ins sent at {rate}/s: {sent:?}");
         let dropped = observed.closed.load(Ordering::SeqCst);
@@ -233,6 +262,34 @@ fn main() {
             summary("check-in event delay (check-in -> dashboard)", observed.checkin_delays.lock().unwrap().clone())
         );
     });
+}
+
+/// CPU time the server and this load generator spend around each of the `count` step
+/// boundaries after `first` (Unix seconds): from 50 ms before to 450 ms after, which holds
+/// the burst of code frames (and the few check-ins that fall in it).
+/// Each as (user, kernel).
+async fn burst_cpu(
+    server_pid: u32,
+    first: i64,
+    count: u64,
+) -> ((Duration, Duration), (Duration, Duration), u64) {
+    let add = |total: &mut (Duration, Duration), from: (Duration, Duration), to: (Duration, Duration)| {
+        total.0 += to.0 - from.0;
+        total.1 += to.1 - from.1;
+    };
+    let (mut server, mut client) = Default::default();
+    let mut measured = 0;
+    for step in 1..=count as i64 {
+        let boundary_ms = (first + step * ROTATION as i64) * 1000;
+        let until = |ms: i64| Duration::from_millis((ms - Utc::now().timestamp_millis()).max(0) as u64);
+        tokio::time::sleep(until(boundary_ms - 50)).await;
+        let before = (support::cpu_split(server_pid), support::cpu_split(std::process::id()));
+        tokio::time::sleep(until(boundary_ms + 450)).await;
+        add(&mut server, before.0, support::cpu_split(server_pid));
+        add(&mut client, before.1, support::cpu_split(std::process::id()));
+        measured += 1;
+    }
+    (server, client, measured)
 }
 
 /// Sends `rate` check-ins per second for `duration`, each with its lesson's current code;
@@ -260,9 +317,12 @@ async fn check_in_steadily(
             .post(format!("{base}/api/v1/checkins"))
             .bearer_auth(token)
             .json(&serde_json::json!({"code": code}));
-        pending.push(tokio::spawn(
-            async move { request.send().await.map(|r| r.status().as_u16()).unwrap_or(0) },
-        ));
+        pending.push(tokio::spawn(async move {
+            request.send().await.map(|r| r.status().as_u16()).unwrap_or_else(|err| {
+                eprintln!("check-in not answered: {err:?}");
+                0
+            })
+        }));
     }
     let mut statuses = std::collections::BTreeMap::new();
     for answer in pending {

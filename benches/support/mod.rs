@@ -104,12 +104,18 @@ pub fn serve(database: &Database, env: &[(&str, &str)]) -> Server {
 
 /// CPU time (user + system) a process has used so far.
 pub fn cpu_time(pid: u32) -> Duration {
+    let (user, system) = cpu_split(pid);
+    user + system
+}
+
+/// CPU time used so far by process `pid`: (in user space, in the kernel on its behalf).
+pub fn cpu_split(pid: u32) -> (Duration, Duration) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-    let ticks: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
-        + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
-    // _SC_CLK_TCK is 100 on Linux.
-    Duration::from_millis(ticks * 10)
+    // utime and stime, in ticks; _SC_CLK_TCK is 100 on Linux.
+    let ticks =
+        |n: usize| Duration::from_millis(10 * fields.get(n).and_then(|v| v.parse().ok()).unwrap_or(0));
+    (ticks(11), ticks(12))
 }
 
 /// CPU time used so far by all processes named `name` (e.g. every `postgres` backend).

@@ -4,6 +4,8 @@
 
 use diesel::{PgConnection, QueryResult, RunQueryDsl};
 
+use crate::db::Prepared;
+
 pub const CHANNEL: &str = "rollcall_events";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,9 +54,9 @@ pub fn publish_all(conn: &mut PgConnection, events: &[Event]) -> QueryResult<()>
         return Ok(());
     }
     let payloads: Vec<String> = events.iter().map(|event| event.encode()).collect();
-    diesel::sql_query("SELECT pg_notify($1, payload) FROM unnest($2) AS payload")
-        .bind::<diesel::sql_types::Text, _>(CHANNEL)
-        .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(&payloads)
+    Prepared::new("SELECT pg_notify({}, payload) FROM unnest({}::text[]) AS payload")
+        .text(CHANNEL)
+        .texts(&payloads)
         .execute(conn)
         .map(drop)
 }

@@ -58,18 +58,27 @@ impl Database {
             calls: i64,
             #[diesel(sql_type = diesel::sql_types::Double)]
             ms: f64,
+            #[diesel(sql_type = diesel::sql_types::Double)]
+            plan_ms: f64,
             #[diesel(sql_type = diesel::sql_types::Text)]
             query: String,
         }
         let mut conn = PgConnection::establish(&self.url).unwrap();
         let top: Vec<Top> = diesel::sql_query(format!(
-            "SELECT calls, total_exec_time + total_plan_time AS ms, left(regexp_replace(query, '\\s+', ' ', 'g'), 110) AS query \
+            "SELECT calls, total_exec_time + total_plan_time AS ms, total_plan_time AS plan_ms, left(regexp_replace(query, '\\s+', ' ', 'g'), 110) AS query \
              FROM pg_stat_statements ORDER BY 2 DESC LIMIT {limit}"
         ))
         .load(&mut conn)
         .unwrap();
         conn.batch_execute("SELECT pg_stat_statements_reset()").unwrap();
-        top.iter().map(|t| format!("  {:>8.0} ms {:>7} calls  {}\n", t.ms, t.calls, t.query)).collect()
+        top.iter()
+            .map(|t| {
+                format!(
+                    "  {:>8.0} ms (planning {:>4.0}) {:>7} calls  {}\n",
+                    t.ms, t.plan_ms, t.calls, t.query
+                )
+            })
+            .collect()
     }
 
     pub fn execute(&self, sql: &str) {

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Bool, Text, Timestamptz};
 
+use crate::db::Prepared;
 use crate::domain::window::Window;
 use crate::schema::checkin_failures;
 
@@ -43,7 +44,7 @@ pub fn unfinished_windows_for(
         #[diesel(sql_type = Text)]
         course_title: String,
     }
-    let rows: Vec<Row> = diesel::sql_query(
+    let rows: Vec<Row> = Prepared::new(
         "SELECT e.student_id, c.id AS course_id, c.title AS course_title, o.* \
          FROM enrollments e \
          JOIN courses c ON c.id = e.course_id \
@@ -51,16 +52,16 @@ pub fn unfinished_windows_for(
              SELECT w.id, w.lesson_id, w.secret, w.opened_at, w.closes_at, w.closed_at, \
                     w.rotation_seconds, w.code_length, w.late_after_seconds, l.title AS lesson_title \
              FROM lessons l JOIN checkin_windows w ON w.lesson_id = l.id \
-             WHERE l.course_id = e.course_id AND w.closed_at IS NULL AND w.opened_at <= $2 \
-               AND w.closes_at > $3 \
+             WHERE l.course_id = e.course_id AND w.closed_at IS NULL AND w.opened_at <= {} \
+               AND w.closes_at > {} \
              OFFSET 0 \
          ) AS o \
-         WHERE e.student_id = ANY($1) AND e.left_at IS NULL \
+         WHERE e.student_id = ANY({}) AND e.left_at IS NULL \
          ORDER BY o.id",
     )
-    .bind::<Array<BigInt>, _>(students)
-    .bind::<Timestamptz, _>(until)
-    .bind::<Timestamptz, _>(from)
+    .time(until)
+    .time(from)
+    .ids(students)
     .load(conn)?;
     Ok(rows
         .into_iter()
@@ -111,11 +112,11 @@ pub fn record_failures(
 /// concurrent batches cannot deadlock: while held, no other batch on any instance can count
 /// or record a failure of theirs.
 pub fn lock_throttles(conn: &mut PgConnection, students: &[i64]) -> QueryResult<()> {
-    diesel::sql_query(
+    Prepared::new(
         "SELECT pg_advisory_xact_lock(hashtextextended('checkin:' || id, 0)) \
-         FROM (SELECT DISTINCT id FROM unnest($1::int8[]) AS id ORDER BY id) AS s",
+         FROM (SELECT DISTINCT id FROM unnest({}::int8[]) AS id ORDER BY id) AS s",
     )
-    .bind::<Array<BigInt>, _>(students)
+    .ids(students)
     .execute(conn)
     .map(drop)
 }
@@ -169,16 +170,16 @@ pub fn confirm_sessions(
         live: bool,
     }
     let (students, sessions): (Vec<i64>, Vec<i64>) = pairs.iter().copied().unzip();
-    let rows: Vec<Row> = diesel::sql_query(
+    let rows: Vec<Row> = Prepared::new(
         "SELECT p.student_id, p.session_id, x.revoked_at IS NOT NULL AS revoked, \
-                x.revoked_at IS NULL AND x.expires_at > $3 AND NOT u.disabled AS live \
-         FROM (SELECT DISTINCT * FROM unnest($1::int8[], $2::int8[]) AS p(student_id, session_id)) AS p \
+                x.revoked_at IS NULL AND x.expires_at > {} AND NOT u.disabled AS live \
+         FROM (SELECT DISTINCT * FROM unnest({}::int8[], {}::int8[]) AS p(student_id, session_id)) AS p \
          JOIN users u ON u.id = p.student_id AND u.role = 'student' \
          JOIN sessions x ON x.id = p.session_id AND x.user_id = p.student_id",
     )
-    .bind::<Array<BigInt>, _>(students)
-    .bind::<Array<BigInt>, _>(sessions)
-    .bind::<Timestamptz, _>(now)
+    .time(now)
+    .ids(&students)
+    .ids(&sessions)
     .load(conn)?;
     Ok(rows.into_iter().map(|r| (r.student_id, r.session_id, r.revoked, r.live)).collect())
 }

@@ -1,6 +1,7 @@
 use crate::helpers::fixtures::Class;
 use crate::helpers::{TestApp, settings, spawn_app, spawn_app_with};
 use diesel::prelude::*;
+use rollcall::clock::Clock;
 use rollcall::schema::{attendance, checkin_failures};
 use serde_json::json;
 
@@ -366,4 +367,44 @@ async fn a_burst_of_wrong_codes_from_one_student_is_throttled_after_ten() {
     let mut conn = app.pool.get().unwrap();
     let failures: i64 = checkin_failures::table.count().get_result(&mut conn).unwrap();
     assert_eq!(failures, 10);
+}
+
+/// The check-in path's window lookup is hand-written SQL; it must run as a statement
+/// PostgreSQL keeps prepared on the connection (parsed and planned once, not per batch),
+/// and answer as before for every call.
+#[tokio::test]
+async fn the_window_lookup_is_prepared_once_per_connection() {
+    use rollcall::checkins::queries::unfinished_windows_for;
+    let app = spawn_app().await;
+    let class = app.class("prep", 2).await;
+    app.open_checkin(&class, json!({})).await;
+    let students: Vec<i64> = class.students.iter().map(|s| s.id).collect();
+    let pool = app.pool.clone();
+    let now = app.clock.now();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = pool.get().unwrap();
+        (chrono::Utc::now() - chrono::Duration::days(1), chrono::Utc::now() + chrono::Duration::days(1));
+        for _ in 0..3 {
+            let found = unfinished_windows_for(&mut conn, &students, now, now).unwrap();
+            let mut found: Vec<(i64, i64)> =
+                found.iter().map(|(student, open)| (*student, open.window.lesson_id)).collect();
+            found.sort_unstable();
+            assert_eq!(found, students.iter().map(|s| (*s, class.lesson_id)).collect::<Vec<_>>());
+        }
+        let prepared: i64 = diesel::sql_query(
+            "SELECT count(*) AS n FROM pg_prepared_statements WHERE statement LIKE '%CROSS JOIN LATERAL%'",
+        )
+        .get_result::<Count>(&mut conn)
+        .unwrap()
+        .n;
+        assert_eq!(prepared, 1, "one prepared statement, reused by every call");
+    })
+    .await
+    .unwrap();
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
 }

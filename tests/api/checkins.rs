@@ -383,7 +383,6 @@ async fn the_window_lookup_is_prepared_once_per_connection() {
     let now = app.clock.now();
     tokio::task::spawn_blocking(move || {
         let mut conn = pool.get().unwrap();
-        (chrono::Utc::now() - chrono::Duration::days(1), chrono::Utc::now() + chrono::Duration::days(1));
         for _ in 0..3 {
             let found = unfinished_windows_for(&mut conn, &students, now, now).unwrap();
             let mut found: Vec<(i64, i64)> =

@@ -78,11 +78,23 @@ pub fn failures_since(
     students: &[i64],
     since: DateTime<Utc>,
 ) -> QueryResult<Vec<(i64, DateTime<Utc>)>> {
-    checkin_failures::table
-        .filter(checkin_failures::student_id.eq_any(students))
-        .filter(checkin_failures::failed_at.gt(since))
-        .select((checkin_failures::student_id, checkin_failures::failed_at))
-        .load(conn)
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = BigInt)]
+        student_id: i64,
+        #[diesel(sql_type = Timestamptz)]
+        failed_at: DateTime<Utc>,
+    }
+    // Planned for each call (not a cached statement): the table is small between bursts of
+    // wrong codes and grows quickly during one, and a plan cached while it was small keeps
+    // scanning all of it.
+    let rows: Vec<Row> = diesel::sql_query(
+        "SELECT student_id, failed_at FROM checkin_failures WHERE student_id = ANY($1) AND failed_at > $2",
+    )
+    .bind::<Array<BigInt>, _>(students)
+    .bind::<Timestamptz, _>(since)
+    .load(conn)?;
+    Ok(rows.into_iter().map(|r| (r.student_id, r.failed_at)).collect())
 }
 
 /// Records rejected codes, forgetting those students' failures older than `forget_before`.
@@ -95,12 +107,11 @@ pub fn record_failures(
         return Ok(());
     }
     let students: Vec<i64> = failures.iter().map(|(student, _)| *student).collect();
-    diesel::delete(
-        checkin_failures::table
-            .filter(checkin_failures::student_id.eq_any(students))
-            .filter(checkin_failures::failed_at.le(forget_before)),
-    )
-    .execute(conn)?;
+    // Planned for each call, like `failures_since`.
+    diesel::sql_query("DELETE FROM checkin_failures WHERE student_id = ANY($1) AND failed_at <= $2")
+        .bind::<Array<BigInt>, _>(&students)
+        .bind::<Timestamptz, _>(forget_before)
+        .execute(conn)?;
     let rows: Vec<_> = failures
         .iter()
         .map(|(student, at)| (checkin_failures::student_id.eq(*student), checkin_failures::failed_at.eq(*at)))

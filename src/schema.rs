@@ -58,6 +58,7 @@ diesel::table! {
         code_length -> Int4,
         late_after_seconds -> Nullable<Int4>,
         opened_by -> Int8,
+        course_id -> Int8,
     }
 }
 

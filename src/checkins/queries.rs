@@ -5,6 +5,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Bool, Text, Timestamptz};
 
 use crate::db::Prepared;
+use crate::domain::settings::CheckinSettings;
 use crate::domain::window::Window;
 use crate::schema::checkin_failures;
 
@@ -24,7 +25,9 @@ pub struct OpenWindow {
 /// Written out so it always starts from the students' enrolments: `OFFSET 0` keeps the
 /// lateral subquery from being merged into one join, which the planner would otherwise
 /// drive from all open windows of the institution when its statistics run behind (11 ms
-/// per call with 1,000 open lessons, instead of 0.1 ms).
+/// per call with 1,000 open lessons, instead of 0.1 ms). Each enrolment then reads only its
+/// course's windows opened within the longest a window lasts before `from`, one range of
+/// `checkin_windows_course_open_idx`, however many lessons (and windows) the course has.
 pub fn unfinished_windows_for(
     conn: &mut PgConnection,
     students: &[i64],
@@ -51,14 +54,15 @@ pub fn unfinished_windows_for(
          CROSS JOIN LATERAL ( \
              SELECT w.id, w.lesson_id, w.secret, w.opened_at, w.closes_at, w.closed_at, \
                     w.rotation_seconds, w.code_length, w.late_after_seconds, l.title AS lesson_title \
-             FROM lessons l JOIN checkin_windows w ON w.lesson_id = l.id \
-             WHERE l.course_id = e.course_id AND w.closed_at IS NULL AND w.opened_at <= {} \
-               AND w.closes_at > {} \
+             FROM checkin_windows w JOIN lessons l ON l.id = w.lesson_id \
+             WHERE w.course_id = e.course_id AND w.closed_at IS NULL \
+               AND w.opened_at > {} AND w.opened_at <= {} AND w.closes_at > {} \
              OFFSET 0 \
          ) AS o \
          WHERE e.student_id = ANY({}) AND e.left_at IS NULL \
          ORDER BY o.id",
     )
+    .time(from - CheckinSettings::longest())
     .time(until)
     .time(from)
     .ids(students)

@@ -31,6 +31,12 @@ impl CheckinSettings {
     /// Seconds until the window closes by itself: 30..=14400, default 600.
     pub const DURATION: (i64, i64, i64) = (30, 14_400, 600);
 
+    /// The longest a window can last, which the database also checks (so a window open at
+    /// an instant opened less than this before it).
+    pub fn longest() -> Duration {
+        Duration::seconds(Self::DURATION.1)
+    }
+
     /// Checks every setting, reporting all that are out of range at once.
     pub fn parse(raw: RawSettings) -> Result<Self, Invalid> {
         let mut errors = Vec::new();

@@ -107,7 +107,8 @@ fn open(
     secret: &[u8],
     now: DateTime<Utc>,
 ) -> Result<Window, ApiError> {
-    if queries::get_for_update(conn, lesson_id)?.cancelled {
+    let lesson = queries::get_for_update(conn, lesson_id)?;
+    if lesson.cancelled {
         return Err(ApiError::LessonCancelled);
     }
     // Opened by hand before its automatic time: no automatic window follows.
@@ -121,6 +122,7 @@ fn open(
     }
     let new = NewWindow {
         lesson_id,
+        course_id: lesson.course_id,
         secret,
         opened_at: now,
         closes_at: now + Duration::seconds(i64::from(settings.duration_seconds)),

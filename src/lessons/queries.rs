@@ -245,6 +245,8 @@ pub fn set_closed_at(conn: &mut PgConnection, window_id: i64, at: DateTime<Utc>)
 
 pub struct NewWindow<'a> {
     pub lesson_id: i64,
+    /// The lesson's course (the database checks that it is).
+    pub course_id: i64,
     pub secret: &'a [u8],
     pub opened_at: DateTime<Utc>,
     pub closes_at: DateTime<Utc>,
@@ -260,6 +262,7 @@ pub fn insert_window(conn: &mut PgConnection, new: &NewWindow<'_>) -> QueryResul
     let inserted = diesel::insert_into(checkin_windows::table)
         .values((
             checkin_windows::lesson_id.eq(new.lesson_id),
+            checkin_windows::course_id.eq(new.course_id),
             checkin_windows::secret.eq(new.secret),
             checkin_windows::opened_at.eq(new.opened_at),
             checkin_windows::closes_at.eq(new.closes_at),

@@ -59,6 +59,7 @@ pub fn plan(
         let secret = new_secret()?;
         let window = NewWindow {
             lesson_id: lesson.id,
+            course_id: lesson.course_id,
             secret: &secret,
             opened_at,
             closes_at,

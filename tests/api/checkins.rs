@@ -2,6 +2,7 @@ use crate::helpers::fixtures::Class;
 use crate::helpers::{TestApp, settings, spawn_app, spawn_app_with};
 use diesel::prelude::*;
 use rollcall::clock::Clock;
+use rollcall::domain::user::Role;
 use rollcall::schema::{attendance, checkin_failures};
 use serde_json::json;
 
@@ -406,4 +407,39 @@ async fn the_window_lookup_is_prepared_once_per_connection() {
 struct Count {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
     n: i64,
+}
+
+/// The lookup reads a course's windows opened within the longest a window lasts (4 hours)
+/// before the attempt: a 4-hour window is still found in its last seconds, among the many
+/// unfinished windows a term leaves behind, and no window can last longer.
+#[tokio::test]
+async fn a_four_hour_window_takes_check_ins_until_its_last_second() {
+    let app = spawn_app().await;
+    let class = app.class("long", 2).await;
+    // A term around it: lessons of the same course, one planned ahead by automatic check-in.
+    let course = format!("/api/v1/courses/{}/lessons", class.course_id);
+    for (title, starts_at) in [("Earlier", "2026-11-24T08:00:00Z"), ("Later", "2026-11-26T08:00:00Z")] {
+        let body =
+            json!({"title": title, "starts_at": starts_at, "auto_checkin": {"duration_seconds": 14400}});
+        app.post(&course, &class.teacher, body).await.ok(201);
+    }
+    app.open_checkin(&class, json!({"duration_seconds": 14400, "rotation_seconds": 300})).await;
+    app.advance(14_399);
+    // Tokens as fresh as the clock (those of the fixture expired hours ago).
+    let teacher = app.token(class.teacher_id, Role::Teacher, "long.teacher");
+    let student = |n: usize| app.token(class.students[n].id, Role::Student, &format!("long.s{n:03}"));
+    let code = app.code_of(&teacher, class.lesson_id).await;
+    let late = app.post("/api/v1/checkins", &student(0), json!({"code": code})).await;
+    assert_eq!(late.ok(201)["lesson_id"], class.lesson_id);
+    app.advance(1);
+    let closed = app.post("/api/v1/checkins", &student(1), json!({"code": code})).await;
+    assert_eq!(closed.status, 422, "{}", closed.text);
+
+    let mut conn = app.pool.get().unwrap();
+    let longer = diesel::sql_query(
+        "UPDATE checkin_windows SET closes_at = opened_at + interval '4 hours 1 second' WHERE lesson_id = $1",
+    )
+    .bind::<diesel::sql_types::BigInt, _>(class.lesson_id)
+    .execute(&mut conn);
+    assert!(longer.is_err(), "the database refuses a window longer than 4 hours");
 }

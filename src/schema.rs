@@ -195,7 +195,6 @@ diesel::joinable!(attendance -> lessons (lesson_id));
 diesel::joinable!(attendance -> users (student_id));
 diesel::joinable!(attendance_audit -> lessons (lesson_id));
 diesel::joinable!(checkin_failures -> users (student_id));
-diesel::joinable!(checkin_windows -> lessons (lesson_id));
 diesel::joinable!(checkin_windows -> users (opened_by));
 diesel::joinable!(courses -> users (teacher_id));
 diesel::joinable!(enrollments -> courses (course_id));

@@ -276,6 +276,14 @@ impl Application {
                 .wrap(cors(&cors_origins))
                 .wrap(from_fn(telemetry::request_log))
         })
+        // Live messages leave at once: with Nagle's algorithm (actix leaves it on) a message
+        // written while the previous one awaits its ACK waits for it, up to the client's
+        // delayed ACK. Set before `listen`, which takes the hook.
+        .on_connect(|connection, _| {
+            if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
+                let _ = tcp.set_nodelay(true);
+            }
+        })
         .listen(listener)?
         .shutdown_timeout(settings.shutdown_timeout.as_secs())
         // A client that trickles its headers (slowloris) is answered 408 and dropped.

@@ -107,3 +107,55 @@ async fn server_shutdown_closes_dashboards_with_1001() {
     tokio::spawn(async move { stopper.stop().await });
     assert_eq!(close_code(&mut socket).await, Some(1001));
 }
+
+/// Live messages leave at once: the server's end of every connection has `TCP_NODELAY`, so
+/// a message written while the previous one awaits its ACK is not held back for it
+/// (Nagle's algorithm, which actix leaves on, held such messages for up to the client's
+/// delayed ACK: the 30–45 ms tails of `cargo bench --bench live` before this).
+#[tokio::test]
+async fn the_server_end_of_a_connection_sends_small_messages_at_once() {
+    use std::io::{Read, Write};
+    let app = spawn_app().await;
+    let port: u16 = app.address.rsplit(':').next().unwrap().parse().unwrap();
+    let answered = tokio::task::spawn_blocking(move || {
+        let mut client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        client.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+        let mut head = [0u8; 12];
+        client.read_exact(&mut head).unwrap();
+        assert_eq!(&head, b"HTTP/1.1 200");
+        // The server runs in this process: its end is the socket whose peer is the client.
+        let client_port = client.local_addr().unwrap().port();
+        let server_end = open_sockets().into_iter().find(|fd| peer_port(*fd) == Some(client_port));
+        let fd = server_end.expect("the server's end of the connection is in this process");
+        (nodelay(fd), client)
+    })
+    .await
+    .unwrap();
+    assert_eq!(answered.0, Some(true));
+}
+
+fn open_sockets() -> Vec<i32> {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+/// The TCP/IPv4 peer port of `fd`, if it is a connected socket.
+fn peer_port(fd: i32) -> Option<u16> {
+    let mut address: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    let mut length = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: a plain system call writing at most `length` bytes into `address`.
+    let done = unsafe { libc::getpeername(fd, (&raw mut address).cast(), &mut length) };
+    (done == 0 && i32::from(address.sin_family) == libc::AF_INET).then(|| u16::from_be(address.sin_port))
+}
+
+fn nodelay(fd: i32) -> Option<bool> {
+    let mut value: libc::c_int = 0;
+    let mut length = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: a plain system call writing at most `length` bytes into `value`.
+    let done = unsafe {
+        libc::getsockopt(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, (&raw mut value).cast(), &mut length)
+    };
+    (done == 0).then_some(value != 0)
+}

@@ -12,6 +12,25 @@ async fn wrong_code(app: &TestApp, class: &Class) -> String {
     (0..10u8).map(|d| d.to_string().repeat(current.len())).find(|c| *c != current).unwrap()
 }
 
+/// A class whose lesson is open for an hour with a code that lasts 5 minutes (so a wrong
+/// code stays wrong while a test throttles it), and such a wrong code.
+async fn class_with_wrong_code(app: &TestApp, students: usize) -> (Class, String) {
+    let class = app.class("c", students).await;
+    app.open_checkin(&class, json!({"rotation_seconds": 300, "duration_seconds": 3600})).await;
+    let wrong = wrong_code(app, &class).await;
+    (class, wrong)
+}
+
+/// Rejected codes recorded for the throttle: of one student, or of everyone (`None`).
+fn failures_recorded(app: &TestApp, student_id: Option<i64>) -> i64 {
+    let mut conn = app.pool.get().unwrap();
+    let mut failures = checkin_failures::table.into_boxed();
+    if let Some(student_id) = student_id {
+        failures = failures.filter(checkin_failures::student_id.eq(student_id));
+    }
+    failures.count().get_result(&mut conn).unwrap()
+}
+
 fn attendance_rows(app: &TestApp, lesson_id: i64) -> i64 {
     let mut conn = app.pool.get().unwrap();
     attendance::table.filter(attendance::lesson_id.eq(lesson_id)).count().get_result(&mut conn).unwrap()
@@ -85,11 +104,7 @@ async fn a_burst_of_many_students_right_and_wrong_codes_and_repeats_settles_each
         assert_eq!(sorted, expected, "student {i}: {mine:?}");
     }
     assert_eq!(attendance_rows(app, class.lesson_id), 40);
-    let failures: i64 = {
-        let mut conn = app.pool.get().unwrap();
-        checkin_failures::table.count().get_result(&mut conn).unwrap()
-    };
-    assert_eq!(failures, 20, "one failure recorded per wrong code");
+    assert_eq!(failures_recorded(app, None), 20, "one failure recorded per wrong code");
 }
 
 #[tokio::test]
@@ -160,9 +175,7 @@ async fn only_students_check_in() {
 #[tokio::test]
 async fn ten_wrong_codes_a_minute_throttle_every_attempt() {
     let app = spawn_app().await;
-    let class = app.class("c", 2).await;
-    app.open_checkin(&class, json!({"rotation_seconds": 300, "duration_seconds": 3600})).await;
-    let wrong = wrong_code(&app, &class).await;
+    let (class, wrong) = class_with_wrong_code(&app, 2).await;
     let student = &class.students[0];
     for _ in 0..10 {
         app.check_in(student, &wrong).await.problem(422, "invalid_code");
@@ -178,13 +191,10 @@ async fn ten_wrong_codes_a_minute_throttle_every_attempt() {
     app.check_in(student, &code).await.problem(429, "too_many_attempts");
     app.advance(1);
     app.check_in(student, &code).await.ok(201);
-    let mut conn = app.pool.get().unwrap();
-    let failures: i64 = checkin_failures::table
-        .filter(checkin_failures::student_id.eq(student.id))
-        .count()
-        .get_result(&mut conn)
-        .unwrap();
-    assert!(failures <= 10, "throttled attempts are not recorded as failures");
+    assert!(
+        failures_recorded(&app, Some(student.id)) <= 10,
+        "throttled attempts are not recorded as failures"
+    );
 }
 
 #[tokio::test]
@@ -304,9 +314,7 @@ async fn a_student_reads_their_own_history_newest_first() {
 async fn concurrent_wrong_codes_on_two_instances_never_pass_the_throttle() {
     let app = spawn_app().await;
     let replica = app.replica().await;
-    let class = app.class("c", 1).await;
-    app.open_checkin(&class, json!({"rotation_seconds": 300, "duration_seconds": 3600})).await;
-    let wrong = wrong_code(&app, &class).await;
+    let (class, wrong) = class_with_wrong_code(&app, 1).await;
     let student = &class.students[0];
     let attempts = (0..30).map(|n| {
         let (instance, wrong) = (if n % 2 == 0 { &app } else { &replica }, wrong.clone());
@@ -316,13 +324,7 @@ async fn concurrent_wrong_codes_on_two_instances_never_pass_the_throttle() {
     answers.sort_unstable();
     assert_eq!(answers.iter().filter(|s| **s == 422).count(), 10, "{answers:?}");
     assert_eq!(answers.iter().filter(|s| **s == 429).count(), 20, "{answers:?}");
-    let mut conn = app.pool.get().unwrap();
-    let failures: i64 = checkin_failures::table
-        .filter(checkin_failures::student_id.eq(student.id))
-        .count()
-        .get_result(&mut conn)
-        .unwrap();
-    assert_eq!(failures, 10);
+    assert_eq!(failures_recorded(&app, Some(student.id)), 10);
 }
 
 #[tokio::test]
@@ -357,17 +359,13 @@ async fn one_student_checks_in_to_five_lessons_at_once() {
 #[tokio::test]
 async fn a_burst_of_wrong_codes_from_one_student_is_throttled_after_ten() {
     let app = spawn_app().await;
-    let class = app.class("c", 1).await;
-    app.open_checkin(&class, json!({"rotation_seconds": 300, "duration_seconds": 3600})).await;
-    let wrong = wrong_code(&app, &class).await;
+    let (class, wrong) = class_with_wrong_code(&app, 1).await;
     let student = &class.students[0];
     let answers = futures_util::future::join_all((0..14).map(|_| app.check_in(student, &wrong))).await;
     let rejected = answers.iter().filter(|r| r.status.as_u16() == 422).count();
     let throttled = answers.iter().filter(|r| r.status.as_u16() == 429).count();
     assert_eq!((rejected, throttled), (10, 4), "as if they came one at a time");
-    let mut conn = app.pool.get().unwrap();
-    let failures: i64 = checkin_failures::table.count().get_result(&mut conn).unwrap();
-    assert_eq!(failures, 10);
+    assert_eq!(failures_recorded(&app, None), 10);
 }
 
 /// The check-in path's window lookup is hand-written SQL; it must run as a statement

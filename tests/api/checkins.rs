@@ -370,10 +370,12 @@ async fn a_burst_of_wrong_codes_from_one_student_is_throttled_after_ten() {
 
 /// The check-in path's window lookup is hand-written SQL; it must run as a statement
 /// PostgreSQL keeps prepared on the connection (parsed and planned once, not per batch),
-/// and answer as before for every call.
+/// and answer as before for every call. The statements over `checkin_failures` must not be
+/// kept: that table swings between nearly empty and busy, and a plan cached while it was
+/// small kept scanning all of it (benches/RESULTS.md).
 #[tokio::test]
-async fn the_window_lookup_is_prepared_once_per_connection() {
-    use rollcall::checkins::queries::unfinished_windows_for;
+async fn the_window_lookup_is_prepared_once_per_connection_and_the_failure_reads_are_not() {
+    use rollcall::checkins::queries::{confirm_students, failures_since, unfinished_windows_for};
     let app = spawn_app().await;
     let class = app.class("prep", 2).await;
     app.open_checkin(&class, json!({})).await;
@@ -388,14 +390,18 @@ async fn the_window_lookup_is_prepared_once_per_connection() {
                 found.iter().map(|(student, open)| (*student, open.window.lesson_id)).collect();
             found.sort_unstable();
             assert_eq!(found, students.iter().map(|s| (*s, class.lesson_id)).collect::<Vec<_>>());
+            assert_eq!(confirm_students(&mut conn, &students, now).unwrap().len(), 2);
+            assert!(failures_since(&mut conn, &students, now).unwrap().is_empty());
         }
-        let prepared: i64 = diesel::sql_query(
-            "SELECT count(*) AS n FROM pg_prepared_statements WHERE statement LIKE '%CROSS JOIN LATERAL%'",
-        )
-        .get_result::<Count>(&mut conn)
-        .unwrap()
-        .n;
-        assert_eq!(prepared, 1, "one prepared statement, reused by every call");
+        let mut prepared = |like: &str| -> i64 {
+            diesel::sql_query("SELECT count(*) AS n FROM pg_prepared_statements WHERE statement LIKE $1")
+                .bind::<diesel::sql_types::Text, _>(like)
+                .get_result::<Count>(&mut conn)
+                .unwrap()
+                .n
+        };
+        assert_eq!(prepared("%CROSS JOIN LATERAL%"), 1, "one prepared statement, reused by every call");
+        assert_eq!(prepared("%checkin_failures%"), 0, "planned for each call");
     })
     .await
     .unwrap();

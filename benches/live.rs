@@ -225,14 +225,16 @@ fn main() {
         database.top_statements(0);
         let cpu = CpuSplit::start(server.child.id());
         let measure_for = Duration::from_secs(steps * ROTATION as u64 - 1);
-        let bursts = tokio::spawn(burst_cpu(server.child.id(), boundary, steps.saturating_sub(1)));
+        // CPU per frame is only meaningful when every lesson shares the boundaries, as when
+        // they opened automatically.
+        let bursts = planned_opening
+            .map(|_| tokio::spawn(burst_cpu(server.child.id(), boundary, steps.saturating_sub(1))));
         let rate = 50;
         let sent = check_in_steadily(&client, &server.base, &world, &observed, rate, measure_for).await;
         observed.measuring.store(false, Ordering::SeqCst);
         println!("{}", cpu.report());
-        let (server_burst, client_burst, boundaries) = bursts.await.unwrap();
-        if planned_opening.is_some() {
-            // Only meaningful when every lesson shares the boundaries, as opened automatically.
+        if let Some(bursts) = bursts {
+            let (server_burst, client_burst, boundaries) = bursts.await.unwrap();
             let frames = (boundaries as usize * connected).max(1) as f64;
             let per_frame = |cpu: Duration| cpu.as_secs_f64() * 1e6 / frames;
             println!(

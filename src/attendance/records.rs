@@ -6,12 +6,13 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
 use crate::courses::queries as courses;
+use crate::db::Prepared;
 use crate::domain::enrolment::Enrolment;
 use crate::domain::status::{Method, RecordStatus, Status};
 use crate::domain::user::UserRef;
 use crate::schema::{attendance, attendance_audit, users};
 
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = attendance, check_for_backend(diesel::pg::Pg))]
 pub struct RecordRow {
     pub lesson_id: i64,
@@ -54,35 +55,57 @@ pub struct NewCheckin<'a> {
     pub stale_code: bool,
 }
 
-/// Records code check-ins in one statement, skipping any student who already has a
-/// record for that lesson; returns the records that were new.
+/// Records code check-ins, skipping any student who already has a record for that lesson,
+/// and announces each new record to the dashboards of every instance (`Event::Record` on
+/// `events::CHANNEL`); returns the records that were new.
+///
+/// This is the check-in path's only write, so it is one statement of fixed text: one round
+/// trip, prepared once per connection whatever the batch size, and atomic on its own, so a
+/// batch without a refused code needs no transaction around it (`checkins::settle`). The
+/// rows are inserted in key order, so two batches racing for the same keys wait for each
+/// other instead of deadlocking.
 pub fn insert_checkins(conn: &mut PgConnection, new: &[NewCheckin<'_>]) -> QueryResult<Vec<RecordRow>> {
     if new.is_empty() {
         return Ok(Vec::new());
     }
-    let rows: Vec<_> = new
-        .iter()
-        .map(|new| {
-            (
-                attendance::lesson_id.eq(new.lesson_id),
-                attendance::student_id.eq(new.student_id),
-                attendance::status.eq(new.status),
-                attendance::method.eq(Method::Code),
-                attendance::checked_in_at.eq(new.at),
-                attendance::window_id.eq(new.window_id),
-                attendance::client_ip.eq(new.client_ip),
-                attendance::user_agent.eq(new.user_agent),
-                attendance::device_id.eq(new.device_id),
-                attendance::stale_code.eq(new.stale_code),
-                attendance::updated_at.eq(new.at),
-            )
-        })
-        .collect();
-    diesel::insert_into(attendance::table)
-        .values(rows)
-        .on_conflict_do_nothing()
-        .returning(RecordRow::as_returning())
-        .get_results(conn)
+    let lessons: Vec<i64> = new.iter().map(|n| n.lesson_id).collect();
+    let students: Vec<i64> = new.iter().map(|n| n.student_id).collect();
+    let statuses: Vec<&str> = new.iter().map(|n| n.status.as_str()).collect();
+    let times: Vec<DateTime<Utc>> = new.iter().map(|n| n.at).collect();
+    let windows: Vec<i64> = new.iter().map(|n| n.window_id).collect();
+    let ips: Vec<Option<&str>> = new.iter().map(|n| n.client_ip).collect();
+    let agents: Vec<Option<&str>> = new.iter().map(|n| n.user_agent).collect();
+    let devices: Vec<Option<&str>> = new.iter().map(|n| n.device_id).collect();
+    let stale: Vec<bool> = new.iter().map(|n| n.stale_code).collect();
+    // The notification's payload is `Event::Record`'s encoding, `record:<lesson>:<student>`.
+    Prepared::new(
+        "WITH new AS ( \
+             INSERT INTO attendance (lesson_id, student_id, status, method, checked_in_at, window_id, \
+                                     client_ip, user_agent, device_id, stale_code, updated_at) \
+             SELECT lesson_id, student_id, status, {}, at, window_id, client_ip, user_agent, device_id, \
+                    stale_code, at \
+             FROM unnest({}::int8[], {}::int8[], {}::text[], {}::timestamptz[], {}::int8[], {}::text[], \
+                         {}::text[], {}::text[], {}::bool[]) \
+                  AS n (lesson_id, student_id, status, at, window_id, client_ip, user_agent, device_id, \
+                        stale_code) \
+             ORDER BY lesson_id, student_id \
+             ON CONFLICT DO NOTHING \
+             RETURNING lesson_id, student_id, status, method, checked_in_at, note, device_id, stale_code) \
+         SELECT new.*, pg_notify({}, 'record:' || new.lesson_id || ':' || new.student_id) AS announced \
+         FROM new",
+    )
+    .text(Method::Code.as_str())
+    .ids(&lessons)
+    .ids(&students)
+    .strs(&statuses)
+    .times(&times)
+    .ids(&windows)
+    .optional_strs(&ips)
+    .optional_strs(&agents)
+    .optional_strs(&devices)
+    .bools(&stale)
+    .text(crate::events::CHANNEL)
+    .load(conn)
 }
 
 /// The records for these (lesson, student) pairs that exist.

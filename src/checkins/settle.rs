@@ -1,6 +1,6 @@
-//! Settling one batch of check-ins inside its transaction: confirm and lock the students,
-//! read their recent failures and open windows, decide each attempt, store the new records
-//! and the rejected codes, and announce the records to the dashboards.
+//! Settling one batch of check-ins: confirm the students, read their recent failures and
+//! open windows, decide each attempt, store the new records (announcing them to the
+//! dashboards) and, under the throttle locks, the rejected codes.
 
 use std::collections::{HashMap, HashSet};
 
@@ -15,7 +15,6 @@ use crate::auth::revoked::RevokedSessions;
 use crate::domain::code::Verdict;
 use crate::domain::status::RecordStatus;
 use crate::domain::throttle::CHECKIN;
-use crate::events::{self, Event};
 
 /// What to do with one attempt, given the student's recent failures and open windows.
 enum Decision<'a> {
@@ -123,7 +122,13 @@ fn confirm(
 /// Settles a batch as if its attempts had come one at a time, in order: a student may have
 /// several in one batch (checking in to several lessons at once), and a refused code counts
 /// towards the throttle of the student's later attempts in it, as a second request would.
-pub(super) fn settle_in(
+///
+/// The reads come first, each a statement of its own. A batch with no refused code then
+/// makes one write, the insert that also announces the records, which is atomic by itself:
+/// no transaction, so no `BEGIN` and `COMMIT` round trips. A batch with a refused code
+/// writes in one transaction, under the throttle locks of the students who sent one.
+/// Either way the batch is stored whole or not at all, and committed before it returns.
+pub(super) fn settle_batch(
     conn: &mut PgConnection,
     attempts: &[Attempt],
     revoked: &RevokedSessions,
@@ -163,14 +168,32 @@ pub(super) fn settle_in(
         .collect();
     contested.sort_unstable();
     contested.dedup();
-    if !contested.is_empty() {
-        queries::lock_throttles(conn, &contested)?;
-    }
-    // Failures not read with the students, or read before a lock, are read now.
-    let (mut failures, stale): (Failures, &[i64]) = match read_failures {
+    // Failures not read with the students, or read before a lock, are read again.
+    let (failures, stale): (Failures, &[i64]) = match read_failures {
         Some(failures) => (failures, &contested),
         None => (Failures::new(), &ids),
     };
+    let write = |conn: &mut PgConnection| {
+        let failures = reread_failures(conn, failures, stale, earliest)?;
+        decide_and_store(conn, attempts, judged, failures, earliest)
+    };
+    if contested.is_empty() {
+        write(conn)
+    } else {
+        conn.transaction(|conn| {
+            queries::lock_throttles(conn, &contested)?;
+            write(conn)
+        })
+    }
+}
+
+/// `failures` with those of the `stale` students read again.
+fn reread_failures(
+    conn: &mut PgConnection,
+    mut failures: Failures,
+    stale: &[i64],
+    earliest: DateTime<Utc>,
+) -> QueryResult<Failures> {
     if !stale.is_empty() {
         for id in stale {
             failures.remove(id);
@@ -179,6 +202,18 @@ pub(super) fn settle_in(
             failures.entry(student).or_default().push(at);
         }
     }
+    Ok(failures)
+}
+
+/// Applies the throttle to the judged attempts in order, stores the new records (announcing
+/// them) and the refused codes, and answers each attempt.
+fn decide_and_store(
+    conn: &mut PgConnection,
+    attempts: &[Attempt],
+    judged: Vec<Decision<'_>>,
+    mut failures: Failures,
+    earliest: DateTime<Utc>,
+) -> QueryResult<Vec<Outcome>> {
     // In order: each refused code is a failure the student's later attempts see.
     let mut decisions: Vec<Decision> = Vec::with_capacity(attempts.len());
     for (a, judged) in attempts.iter().zip(judged) {
@@ -222,6 +257,7 @@ pub(super) fn settle_in(
             _ => None,
         })
         .collect();
+    // Inserted and announced to the dashboards in one statement.
     let inserted: HashMap<(i64, i64), RecordRow> = records::insert_checkins(conn, &new)?
         .into_iter()
         .map(|row| ((row.lesson_id, row.student_id), row))
@@ -240,12 +276,6 @@ pub(super) fn settle_in(
         .map(|(a, _)| (a.student_id, a.now))
         .collect();
     queries::record_failures(conn, &rejected, CHECKIN.since(earliest))?;
-
-    let events: Vec<Event> = inserted
-        .keys()
-        .map(|(lesson_id, student_id)| Event::Record { lesson_id: *lesson_id, student_id: *student_id })
-        .collect();
-    events::publish_all(conn, &events)?;
 
     attempts
         .iter()

@@ -10,7 +10,7 @@
 use chrono::{DateTime, Utc};
 use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
-use diesel::sql_types::{Array, BigInt, Text, Timestamptz, Untyped};
+use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text, Timestamptz, Untyped};
 use diesel::{QueryResult, RunQueryDsl};
 
 /// A statement of fixed text whose `{}` are its binds, in order. Loads `QueryableByName`
@@ -26,6 +26,10 @@ enum Bind<'a> {
     Time(DateTime<Utc>),
     Text(&'a str),
     Texts(&'a [String]),
+    Strs(&'a [&'a str]),
+    OptionalStrs(&'a [Option<&'a str>]),
+    Times(&'a [DateTime<Utc>]),
+    Bools(&'a [bool]),
 }
 
 impl<'a> Prepared<'a> {
@@ -56,6 +60,30 @@ impl<'a> Prepared<'a> {
         self.binds.push(Bind::Texts(texts));
         self
     }
+
+    /// Binds a `text[]` of borrowed strings.
+    pub fn strs(mut self, strs: &'a [&'a str]) -> Self {
+        self.binds.push(Bind::Strs(strs));
+        self
+    }
+
+    /// Binds a `text[]` whose elements may be `NULL`.
+    pub fn optional_strs(mut self, strs: &'a [Option<&'a str>]) -> Self {
+        self.binds.push(Bind::OptionalStrs(strs));
+        self
+    }
+
+    /// Binds a `timestamptz[]`.
+    pub fn times(mut self, times: &'a [DateTime<Utc>]) -> Self {
+        self.binds.push(Bind::Times(times));
+        self
+    }
+
+    /// Binds a `boolean[]`.
+    pub fn bools(mut self, bools: &'a [bool]) -> Self {
+        self.binds.push(Bind::Bools(bools));
+        self
+    }
 }
 
 impl QueryFragment<Pg> for Prepared<'_> {
@@ -69,6 +97,14 @@ impl QueryFragment<Pg> for Prepared<'_> {
                 Some(Bind::Time(at)) => out.push_bind_param::<Timestamptz, _>(at)?,
                 Some(Bind::Text(text)) => out.push_bind_param::<Text, str>(text)?,
                 Some(Bind::Texts(texts)) => out.push_bind_param::<Array<Text>, [String]>(texts)?,
+                Some(Bind::Strs(strs)) => out.push_bind_param::<Array<Text>, [&str]>(strs)?,
+                Some(Bind::OptionalStrs(strs)) => {
+                    out.push_bind_param::<Array<Nullable<Text>>, [Option<&str>]>(strs)?
+                }
+                Some(Bind::Times(times)) => {
+                    out.push_bind_param::<Array<Timestamptz>, [DateTime<Utc>]>(times)?
+                }
+                Some(Bind::Bools(bools)) => out.push_bind_param::<Array<Bool>, [bool]>(bools)?,
                 None => return Err(unbound(self.sql)),
             }
             out.push_sql(piece);

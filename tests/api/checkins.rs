@@ -407,6 +407,79 @@ async fn the_window_lookup_is_prepared_once_per_connection_and_the_failure_reads
     .unwrap();
 }
 
+/// A batch's only write is one statement: it stores the new records, skips the ones that
+/// exist, and announces exactly the new ones to every instance (`Event::Record` on the events
+/// channel) when it commits; its text does not change with the batch size, so it is prepared
+/// once per connection.
+#[tokio::test]
+async fn the_records_of_a_batch_are_stored_and_announced_by_one_prepared_statement() {
+    use rollcall::attendance::records::{NewCheckin, insert_checkins};
+    use rollcall::checkins::queries::unfinished_windows_for;
+    use rollcall::domain::status::RecordStatus;
+    use rollcall::events::{CHANNEL, Event};
+    let app = spawn_app().await;
+    let class = app.class("one", 3).await;
+    app.open_checkin(&class, json!({})).await;
+    let students: Vec<i64> = class.students.iter().map(|s| s.id).collect();
+    let (pool, now, lesson_id) = (app.pool.clone(), app.clock.now(), class.lesson_id);
+    tokio::task::spawn_blocking(move || {
+        let mut conn = pool.get().unwrap();
+        let window_id = unfinished_windows_for(&mut conn, &students, now, now).unwrap()[0].1.window.id;
+        let new = |student_id: i64| NewCheckin {
+            lesson_id,
+            student_id,
+            window_id,
+            status: RecordStatus::Present,
+            at: now,
+            client_ip: Some("192.0.2.7"),
+            user_agent: None,
+            device_id: Some("tablet-1"),
+            stale_code: student_id == students[1],
+        };
+        diesel::sql_query(format!("LISTEN {CHANNEL}")).execute(&mut conn).unwrap();
+        let announced = |conn: &mut diesel::PgConnection| -> Vec<Event> {
+            let mut events: Vec<Event> = conn
+                .notifications_iter()
+                .map(|n| Event::decode(&n.unwrap().payload).expect("an event"))
+                .collect();
+            events.sort_by_key(|e| format!("{e:?}"));
+            events
+        };
+        let record = |student_id| Event::Record { lesson_id, student_id };
+
+        let first = insert_checkins(&mut conn, &[new(students[0])]).unwrap();
+        assert_eq!(first.len(), 1);
+        assert_eq!(announced(&mut conn), [record(students[0])]);
+        // A batch of another size, with a student who already has a record.
+        let second = insert_checkins(&mut conn, &[new(students[2]), new(students[0]), new(students[1])]).unwrap();
+        let mut stored: Vec<(i64, bool, Option<String>)> =
+            second.iter().map(|r| (r.student_id, r.stale_code, r.device_id.clone())).collect();
+        stored.sort_unstable();
+        assert_eq!(
+            stored,
+            [(students[1], true, Some("tablet-1".into())), (students[2], false, Some("tablet-1".into()))],
+            "the new records, not the one that existed"
+        );
+        assert_eq!(announced(&mut conn), [record(students[1]), record(students[2])]);
+
+        let ip: Option<String> = rollcall::schema::attendance::table
+            .filter(rollcall::schema::attendance::student_id.eq(students[2]))
+            .select(rollcall::schema::attendance::client_ip)
+            .first(&mut conn)
+            .unwrap();
+        assert_eq!(ip.as_deref(), Some("192.0.2.7"));
+        let prepared: i64 = diesel::sql_query(
+            "SELECT count(*) AS n FROM pg_prepared_statements WHERE statement LIKE '%INSERT INTO attendance%'",
+        )
+        .get_result::<Count>(&mut conn)
+        .unwrap()
+        .n;
+        assert_eq!(prepared, 1, "one prepared statement for batches of any size");
+    })
+    .await
+    .unwrap();
+}
+
 #[derive(QueryableByName)]
 struct Count {
     #[diesel(sql_type = diesel::sql_types::BigInt)]

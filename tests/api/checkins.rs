@@ -393,15 +393,12 @@ async fn the_window_lookup_is_prepared_once_per_connection_and_the_failure_reads
             assert_eq!(confirm_students(&mut conn, &students, now).unwrap().len(), 2);
             assert!(failures_since(&mut conn, &students, now).unwrap().is_empty());
         }
-        let mut prepared = |like: &str| -> i64 {
-            diesel::sql_query("SELECT count(*) AS n FROM pg_prepared_statements WHERE statement LIKE $1")
-                .bind::<diesel::sql_types::Text, _>(like)
-                .get_result::<Count>(&mut conn)
-                .unwrap()
-                .n
-        };
-        assert_eq!(prepared("%CROSS JOIN LATERAL%"), 1, "one prepared statement, reused by every call");
-        assert_eq!(prepared("%checkin_failures%"), 0, "planned for each call");
+        assert_eq!(
+            prepared(&mut conn, "%CROSS JOIN LATERAL%"),
+            1,
+            "one prepared statement, reused by every call"
+        );
+        assert_eq!(prepared(&mut conn, "%checkin_failures%"), 0, "planned for each call");
     })
     .await
     .unwrap();
@@ -451,7 +448,8 @@ async fn the_records_of_a_batch_are_stored_and_announced_by_one_prepared_stateme
         assert_eq!(first.len(), 1);
         assert_eq!(announced(&mut conn), [record(students[0])]);
         // A batch of another size, with a student who already has a record.
-        let second = insert_checkins(&mut conn, &[new(students[2]), new(students[0]), new(students[1])]).unwrap();
+        let second =
+            insert_checkins(&mut conn, &[new(students[2]), new(students[0]), new(students[1])]).unwrap();
         let mut stored: Vec<(i64, bool, Option<String>)> =
             second.iter().map(|r| (r.student_id, r.stale_code, r.device_id.clone())).collect();
         stored.sort_unstable();
@@ -468,13 +466,11 @@ async fn the_records_of_a_batch_are_stored_and_announced_by_one_prepared_stateme
             .first(&mut conn)
             .unwrap();
         assert_eq!(ip.as_deref(), Some("192.0.2.7"));
-        let prepared: i64 = diesel::sql_query(
-            "SELECT count(*) AS n FROM pg_prepared_statements WHERE statement LIKE '%INSERT INTO attendance%'",
-        )
-        .get_result::<Count>(&mut conn)
-        .unwrap()
-        .n;
-        assert_eq!(prepared, 1, "one prepared statement for batches of any size");
+        assert_eq!(
+            prepared(&mut conn, "%INSERT INTO attendance%"),
+            1,
+            "one prepared statement for batches of any size"
+        );
     })
     .await
     .unwrap();
@@ -484,6 +480,15 @@ async fn the_records_of_a_batch_are_stored_and_announced_by_one_prepared_stateme
 struct Count {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
     n: i64,
+}
+
+/// The statements prepared on this connection whose text is `LIKE` the pattern.
+fn prepared(conn: &mut diesel::PgConnection, like: &str) -> i64 {
+    diesel::sql_query("SELECT count(*) AS n FROM pg_prepared_statements WHERE statement LIKE $1")
+        .bind::<diesel::sql_types::Text, _>(like)
+        .get_result::<Count>(conn)
+        .unwrap()
+        .n
 }
 
 /// The lookup reads a course's windows opened within the longest a window lasts (4 hours)

@@ -10,7 +10,7 @@ use crate::db::Prepared;
 use crate::domain::enrolment::Enrolment;
 use crate::domain::status::{Method, RecordStatus, Status};
 use crate::domain::user::UserRef;
-use crate::schema::{attendance, attendance_audit, users};
+use crate::schema::{attendance, attendance_audit, courses as courses_table, lessons, users};
 
 #[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = attendance, check_for_backend(diesel::pg::Pg))]
@@ -55,16 +55,27 @@ pub struct NewCheckin<'a> {
     pub stale_code: bool,
 }
 
+/// A record with the titles of its lesson and course, as a check-in's answer names them.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct TitledRecord {
+    #[diesel(embed)]
+    pub record: RecordRow,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub lesson_title: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub course_title: String,
+}
+
 /// Records code check-ins, skipping any student who already has a record for that lesson,
 /// and announces each new record to the dashboards of every instance (`Event::Record` on
-/// `events::CHANNEL`); returns the records that were new.
+/// `events::CHANNEL`); returns the records that were new, with their titles.
 ///
 /// This is the check-in path's only write, so it is one statement of fixed text: one round
 /// trip, prepared once per connection whatever the batch size, and atomic on its own, so a
 /// batch without a refused code needs no transaction around it (`checkins::settle`). The
 /// rows are inserted in key order, so two batches racing for the same keys wait for each
 /// other instead of deadlocking.
-pub fn insert_checkins(conn: &mut PgConnection, new: &[NewCheckin<'_>]) -> QueryResult<Vec<RecordRow>> {
+pub fn insert_checkins(conn: &mut PgConnection, new: &[NewCheckin<'_>]) -> QueryResult<Vec<TitledRecord>> {
     if new.is_empty() {
         return Ok(Vec::new());
     }
@@ -91,8 +102,9 @@ pub fn insert_checkins(conn: &mut PgConnection, new: &[NewCheckin<'_>]) -> Query
              ORDER BY lesson_id, student_id \
              ON CONFLICT DO NOTHING \
              RETURNING lesson_id, student_id, status, method, checked_in_at, note, device_id, stale_code) \
-         SELECT new.*, pg_notify({}, 'record:' || new.lesson_id || ':' || new.student_id) AS announced \
-         FROM new",
+         SELECT new.*, l.title AS lesson_title, c.title AS course_title, \
+                pg_notify({}, 'record:' || new.lesson_id || ':' || new.student_id) AS announced \
+         FROM new JOIN lessons l ON l.id = new.lesson_id JOIN courses c ON c.id = l.course_id",
     )
     .text(Method::Code.as_str())
     .ids(&lessons)
@@ -108,19 +120,24 @@ pub fn insert_checkins(conn: &mut PgConnection, new: &[NewCheckin<'_>]) -> Query
     .load(conn)
 }
 
-/// The records for these (lesson, student) pairs that exist.
-pub fn find_many(conn: &mut PgConnection, keys: &[(i64, i64)]) -> QueryResult<Vec<RecordRow>> {
+/// The records for these (lesson, student) pairs that exist, with their titles.
+pub fn find_many(conn: &mut PgConnection, keys: &[(i64, i64)]) -> QueryResult<Vec<TitledRecord>> {
     if keys.is_empty() {
         return Ok(Vec::new());
     }
     let lessons: Vec<i64> = keys.iter().map(|(lesson, _)| *lesson).collect();
     let students: Vec<i64> = keys.iter().map(|(_, student)| *student).collect();
-    let rows: Vec<RecordRow> = attendance::table
+    let rows: Vec<(RecordRow, String, String)> = attendance::table
+        .inner_join(lessons::table.inner_join(courses_table::table))
         .filter(attendance::lesson_id.eq_any(lessons))
         .filter(attendance::student_id.eq_any(students))
-        .select(RecordRow::as_select())
+        .select((RecordRow::as_select(), lessons::title, courses_table::title))
         .load(conn)?;
-    Ok(rows.into_iter().filter(|row| keys.contains(&(row.lesson_id, row.student_id))).collect())
+    Ok(rows
+        .into_iter()
+        .filter(|(row, ..)| keys.contains(&(row.lesson_id, row.student_id)))
+        .map(|(record, lesson_title, course_title)| TitledRecord { record, lesson_title, course_title })
+        .collect())
 }
 
 pub fn find(conn: &mut PgConnection, lesson_id: i64, student_id: i64) -> QueryResult<Option<RecordRow>> {

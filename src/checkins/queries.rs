@@ -2,19 +2,18 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Bool, Text, Timestamptz};
+use diesel::sql_types::{Array, BigInt, Bool, Timestamptz};
 
 use crate::db::Prepared;
 use crate::domain::settings::CheckinSettings;
 use crate::domain::window::Window;
 use crate::schema::checkin_failures;
 
-/// An open window of one of the student's courses, with what the answer names.
+/// An open window of one of the student's courses. (The titles an answer names come with the
+/// record the check-in stores or finds: the lookup reads no more tables than it needs.)
 pub struct OpenWindow {
     pub window: Window,
-    pub lesson_title: String,
     pub course_id: i64,
-    pub course_title: String,
 }
 
 /// The unfinished windows of these students' courses that opened by `until` and close after
@@ -28,6 +27,9 @@ pub struct OpenWindow {
 /// per call with 1,000 open lessons, instead of 0.1 ms). Each enrolment then reads only its
 /// course's windows opened within the longest a window lasts before `from`, one range of
 /// `checkin_windows_course_open_idx`, however many lessons (and windows) the course has.
+/// It joins nothing else: with the lessons and courses joined for their titles, planning it
+/// took twice as long and check-ins with 20 courses a student were 20% slower
+/// (`benches/RESULTS.md`).
 pub fn unfinished_windows_for(
     conn: &mut PgConnection,
     students: &[i64],
@@ -40,21 +42,16 @@ pub fn unfinished_windows_for(
         student_id: i64,
         #[diesel(embed)]
         window: Window,
-        #[diesel(sql_type = Text)]
-        lesson_title: String,
         #[diesel(sql_type = BigInt)]
         course_id: i64,
-        #[diesel(sql_type = Text)]
-        course_title: String,
     }
     let rows: Vec<Row> = Prepared::new(
-        "SELECT e.student_id, c.id AS course_id, c.title AS course_title, o.* \
+        "SELECT e.student_id, e.course_id, o.* \
          FROM enrollments e \
-         JOIN courses c ON c.id = e.course_id \
          CROSS JOIN LATERAL ( \
              SELECT w.id, w.lesson_id, w.secret, w.opened_at, w.closes_at, w.closed_at, \
-                    w.rotation_seconds, w.code_length, w.late_after_seconds, l.title AS lesson_title \
-             FROM checkin_windows w JOIN lessons l ON l.id = w.lesson_id \
+                    w.rotation_seconds, w.code_length, w.late_after_seconds \
+             FROM checkin_windows w \
              WHERE w.course_id = e.course_id AND w.closed_at IS NULL \
                AND w.opened_at > {} AND w.opened_at <= {} AND w.closes_at > {} \
              OFFSET 0 \
@@ -70,8 +67,8 @@ pub fn unfinished_windows_for(
     Ok(rows
         .into_iter()
         .map(|row| {
-            let Row { student_id, window, lesson_title, course_id, course_title } = row;
-            (student_id, OpenWindow { window, lesson_title, course_id, course_title })
+            let Row { student_id, window, course_id } = row;
+            (student_id, OpenWindow { window, course_id })
         })
         .collect())
 }

@@ -10,7 +10,7 @@ use diesel::prelude::*;
 use super::CheckinResult;
 use super::batch::{Attempt, Outcome};
 use super::queries::{self, OpenWindow};
-use crate::attendance::records::{self, NewCheckin, RecordRow};
+use crate::attendance::records::{self, NewCheckin, TitledRecord};
 use crate::auth::revoked::RevokedSessions;
 use crate::domain::code::Verdict;
 use crate::domain::status::RecordStatus;
@@ -258,15 +258,15 @@ fn decide_and_store(
         })
         .collect();
     // Inserted and announced to the dashboards in one statement.
-    let inserted: HashMap<(i64, i64), RecordRow> = records::insert_checkins(conn, &new)?
+    let inserted: HashMap<(i64, i64), TitledRecord> = records::insert_checkins(conn, &new)?
         .into_iter()
-        .map(|row| ((row.lesson_id, row.student_id), row))
+        .map(|row| ((row.record.lesson_id, row.record.student_id), row))
         .collect();
     let repeats: Vec<(i64, i64)> =
         new.iter().map(|n| (n.lesson_id, n.student_id)).filter(|key| !inserted.contains_key(key)).collect();
-    let existing: HashMap<(i64, i64), RecordRow> = records::find_many(conn, &repeats)?
+    let existing: HashMap<(i64, i64), TitledRecord> = records::find_many(conn, &repeats)?
         .into_iter()
-        .map(|row| ((row.lesson_id, row.student_id), row))
+        .map(|row| ((row.record.lesson_id, row.record.student_id), row))
         .collect();
 
     let rejected: Vec<(i64, DateTime<Utc>)> = attempts
@@ -289,13 +289,13 @@ fn decide_and_store(
                 Decision::Rejected(verdict) => Outcome::Rejected(verdict),
                 Decision::Accept { open, .. } => {
                     let key = (open.window.lesson_id, attempt.student_id);
-                    let result = |record: &RecordRow| CheckinResult {
+                    let result = |found: &TitledRecord| CheckinResult {
                         lesson_id: open.window.lesson_id,
-                        lesson_title: open.lesson_title.clone(),
+                        lesson_title: found.lesson_title.clone(),
                         course_id: open.course_id,
-                        course_title: open.course_title.clone(),
-                        status: record.status.into(),
-                        checked_in_at: record.checked_in_at,
+                        course_title: found.course_title.clone(),
+                        status: found.record.status.into(),
+                        checked_in_at: found.record.checked_in_at,
                     };
                     match (inserted.get(&key), existing.get(&key)) {
                         (Some(record), _) if first => Outcome::Created(result(record)),
@@ -338,9 +338,7 @@ mod tests {
                 code_length: 6,
                 late_after_seconds,
             },
-            lesson_title: format!("Lesson {id}"),
             course_id: id,
-            course_title: format!("Course {id}"),
         }
     }
 

@@ -421,6 +421,12 @@ async fn the_records_of_a_batch_are_stored_and_announced_by_one_prepared_stateme
     let (pool, now, lesson_id) = (app.pool.clone(), app.clock.now(), class.lesson_id);
     tokio::task::spawn_blocking(move || {
         let mut conn = pool.get().unwrap();
+        let (lesson_title, course_title): (String, String) = rollcall::schema::lessons::table
+            .inner_join(rollcall::schema::courses::table)
+            .filter(rollcall::schema::lessons::id.eq(lesson_id))
+            .select((rollcall::schema::lessons::title, rollcall::schema::courses::title))
+            .first(&mut conn)
+            .unwrap();
         let window_id = unfinished_windows_for(&mut conn, &students, now, now).unwrap()[0].1.window.id;
         let new = |student_id: i64| NewCheckin {
             lesson_id,
@@ -446,12 +452,19 @@ async fn the_records_of_a_batch_are_stored_and_announced_by_one_prepared_stateme
 
         let first = insert_checkins(&mut conn, &[new(students[0])]).unwrap();
         assert_eq!(first.len(), 1);
+        assert_eq!(
+            (first[0].lesson_title.as_str(), first[0].course_title.as_str()),
+            (lesson_title.as_str(), course_title.as_str()),
+            "the titles a check-in's answer names"
+        );
         assert_eq!(announced(&mut conn), [record(students[0])]);
         // A batch of another size, with a student who already has a record.
         let second =
             insert_checkins(&mut conn, &[new(students[2]), new(students[0]), new(students[1])]).unwrap();
-        let mut stored: Vec<(i64, bool, Option<String>)> =
-            second.iter().map(|r| (r.student_id, r.stale_code, r.device_id.clone())).collect();
+        let mut stored: Vec<(i64, bool, Option<String>)> = second
+            .iter()
+            .map(|r| (r.record.student_id, r.record.stale_code, r.record.device_id.clone()))
+            .collect();
         stored.sort_unstable();
         assert_eq!(
             stored,

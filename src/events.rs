@@ -1,6 +1,8 @@
 //! Publishing change events (the write side): `pg_notify` inside the transaction that makes
 //! the change, so only committed changes are announced, to every instance. Features call
-//! this; `live::listener` is the read side that hands them to dashboards.
+//! this, except the check-in batch, whose insert statement notifies each record it stores
+//! (`attendance::records::insert_checkins`, with `Event::Record`'s payload);
+//! `live::listener` is the read side that hands them to dashboards.
 
 use diesel::{PgConnection, QueryResult, RunQueryDsl};
 

@@ -6,7 +6,8 @@
 //! refused code also locks those students' throttles and records the codes, in one
 //! transaction with the insert (`settle`). Each request is answered only after the commit
 //! holding its row; a failed batch fails every job in it with the same error, and nothing
-//! of it is stored.
+//! of it is stored (once the insert has committed by itself, a later failure fails only the
+//! repeats it concerns).
 //!
 //! Two batches may be in the database at once, so one is settled while the other waits for
 //! its commit (one: 2,400 check-ins/s in the benchmark; two: 3,200; four: 2,900, as smaller
@@ -96,7 +97,7 @@ impl Checkins {
         Self { jobs }
     }
 
-    /// Settles one attempt; resolves once its transaction has committed (or failed).
+    /// Settles one attempt; resolves once the batch holding it has committed (or failed).
     pub async fn submit(&self, attempt: Attempt) -> Result<Outcome, ApiError> {
         let (reply, answer) = oneshot::channel();
         self.jobs
@@ -184,15 +185,15 @@ async fn settle(
             Some(conn) => conn,
             None => pool.get().map_err(|e| ApiError::from(DbError::Unavailable(e)))?,
         };
-        let outcomes = settle_batch(&mut conn, &attempts, &revoked)?;
-        Ok::<_, ApiError>((outcomes, conn))
+        let answers = settle_batch(&mut conn, &attempts, &revoked)?;
+        Ok::<_, ApiError>((answers, conn))
     })
     .await
     .unwrap_or_else(|e| Err(ApiError::from(DbError::Task(e))));
     match settled {
-        Ok((outcomes, conn)) => {
-            for (reply, outcome) in replies.into_iter().zip(outcomes) {
-                let _ = reply.send(Ok(outcome));
+        Ok((answers, conn)) => {
+            for (reply, answer) in replies.into_iter().zip(answers) {
+                let _ = reply.send(answer);
             }
             (true, Some(conn))
         }
@@ -206,8 +207,8 @@ async fn settle(
     }
 }
 
-/// The same answer for every job of a failed batch.
-fn clone_error(err: &ApiError) -> ApiError {
+/// The same answer for every job of a failed batch (or of a failed step).
+pub(super) fn clone_error(err: &ApiError) -> ApiError {
     match err {
         ApiError::DatabaseUnavailable => ApiError::DatabaseUnavailable,
         ApiError::BadRequest(message) => ApiError::BadRequest(message.clone()),

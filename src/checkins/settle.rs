@@ -8,13 +8,14 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
 use super::CheckinResult;
-use super::batch::{Attempt, Outcome};
+use super::batch::{Attempt, Outcome, clone_error};
 use super::queries::{self, OpenWindow};
 use crate::attendance::records::{self, NewCheckin, TitledRecord};
 use crate::auth::revoked::RevokedSessions;
 use crate::domain::code::Verdict;
 use crate::domain::status::RecordStatus;
 use crate::domain::throttle::CHECKIN;
+use crate::error::ApiError;
 
 /// What to do with one attempt, given the student's recent failures and open windows.
 enum Decision<'a> {
@@ -127,12 +128,13 @@ fn confirm(
 /// makes one write, the insert that also announces the records, which is atomic by itself:
 /// no transaction, so no `BEGIN` and `COMMIT` round trips. A batch with a refused code
 /// writes in one transaction, under the throttle locks of the students who sent one.
-/// Either way the batch is stored whole or not at all, and committed before it returns.
+/// Either way the batch's records are stored whole or not at all (an `Err`), and committed
+/// before it returns.
 pub(super) fn settle_batch(
     conn: &mut PgConnection,
     attempts: &[Attempt],
     revoked: &RevokedSessions,
-) -> QueryResult<Vec<Outcome>> {
+) -> QueryResult<Answers> {
     let mut ids: Vec<i64> = attempts.iter().map(|a| a.student_id).collect();
     ids.sort_unstable();
     ids.dedup();
@@ -173,16 +175,16 @@ pub(super) fn settle_batch(
         Some(failures) => (failures, &contested),
         None => (Failures::new(), &ids),
     };
-    let write = |conn: &mut PgConnection| {
+    let write = |conn: &mut PgConnection, alone: Alone| {
         let failures = reread_failures(conn, failures, stale, earliest)?;
-        decide_and_store(conn, attempts, judged, failures, earliest)
+        decide_and_store(conn, attempts, judged, failures, earliest, alone)
     };
     if contested.is_empty() {
-        write(conn)
+        write(conn, Alone::Yes)
     } else {
         conn.transaction(|conn| {
             queries::lock_throttles(conn, &contested)?;
-            write(conn)
+            write(conn, Alone::No)
         })
     }
 }
@@ -205,6 +207,18 @@ fn reread_failures(
     Ok(failures)
 }
 
+/// Each attempt's answer. A batch's records, once committed, cannot be taken back, so a step
+/// after that commit that fails (reading the stored record a repeat answers with) fails only
+/// the attempts it concerns: a committed record is never answered with an error.
+pub(super) type Answers = Vec<Result<Outcome, ApiError>>;
+
+/// Whether the insert commits by itself (no transaction around the batch's writes).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Alone {
+    Yes,
+    No,
+}
+
 /// Applies the throttle to the judged attempts in order, stores the new records (announcing
 /// them) and the refused codes, and answers each attempt.
 fn decide_and_store(
@@ -213,7 +227,8 @@ fn decide_and_store(
     judged: Vec<Decision<'_>>,
     mut failures: Failures,
     earliest: DateTime<Utc>,
-) -> QueryResult<Vec<Outcome>> {
+    alone: Alone,
+) -> QueryResult<Answers> {
     // In order: each refused code is a failure the student's later attempts see.
     let mut decisions: Vec<Decision> = Vec::with_capacity(attempts.len());
     for (a, judged) in attempts.iter().zip(judged) {
@@ -264,10 +279,17 @@ fn decide_and_store(
         .collect();
     let repeats: Vec<(i64, i64)> =
         new.iter().map(|n| (n.lesson_id, n.student_id)).filter(|key| !inserted.contains_key(key)).collect();
-    let existing: HashMap<(i64, i64), TitledRecord> = records::find_many(conn, &repeats)?
-        .into_iter()
-        .map(|row| ((row.record.lesson_id, row.record.student_id), row))
-        .collect();
+    // A new statement, so it sees the records of the batches this insert waited for.
+    let existing: Result<HashMap<(i64, i64), TitledRecord>, ApiError> =
+        match records::find_many(conn, &repeats) {
+            Ok(rows) => {
+                Ok(rows.into_iter().map(|row| ((row.record.lesson_id, row.record.student_id), row)).collect())
+            }
+            // The insert has committed: only the repeats fail.
+            Err(err) if alone == Alone::Yes => Err(ApiError::from(err)),
+            // In a transaction, the whole batch fails and nothing of it is stored.
+            Err(err) => return Err(err),
+        };
 
     let rejected: Vec<(i64, DateTime<Utc>)> = attempts
         .iter()
@@ -282,7 +304,7 @@ fn decide_and_store(
         .zip(decisions)
         .zip(first)
         .map(|((attempt, decision), first)| {
-            Ok(match decision {
+            Ok(Ok(match decision {
                 Decision::Unknown => Outcome::UnknownStudent,
                 Decision::Revoked => Outcome::SessionRevoked,
                 Decision::Throttled { retry_after_secs } => Outcome::Throttled { retry_after_secs },
@@ -297,13 +319,19 @@ fn decide_and_store(
                         status: found.record.status.into(),
                         checked_in_at: found.record.checked_in_at,
                     };
-                    match (inserted.get(&key), existing.get(&key)) {
+                    match (inserted.get(&key), &existing) {
                         (Some(record), _) if first => Outcome::Created(result(record)),
-                        (Some(record), _) | (None, Some(record)) => Outcome::Existing(result(record)),
-                        (None, None) => return Err(diesel::result::Error::NotFound),
+                        (Some(record), _) => Outcome::Existing(result(record)),
+                        (None, Ok(existing)) => match existing.get(&key) {
+                            Some(record) => Outcome::Existing(result(record)),
+                            // The record that made this a repeat is gone again: records go only
+                            // with their lesson, course or student, so no open check-in matches.
+                            None => Outcome::Rejected(Verdict::Invalid),
+                        },
+                        (None, Err(err)) => return Ok(Err(clone_error(err))),
                     }
                 }
-            })
+            }))
         })
         .collect()
 }

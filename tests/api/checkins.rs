@@ -81,7 +81,7 @@ async fn a_burst_of_many_students_right_and_wrong_codes_and_repeats_settles_each
     let code = app.current_code(&class).await;
     let wrong = wrong_code(&app, &class).await;
     // Students 0..40 send the right code (0..10 of them three times), 40..60 a wrong one:
-    // all at once, so they share transactions.
+    // all at once, so they share batches.
     let app = &app;
     let mut attempts = Vec::new();
     for (i, student) in class.students.iter().enumerate() {
@@ -356,6 +356,37 @@ async fn one_student_checks_in_to_five_lessons_at_once() {
     }
 }
 
+/// A batch of right codes commits its new records with the insert itself. A step after that
+/// which fails (reading the stored record a repeat is answered with) fails only the repeat:
+/// every new record of the batch is answered 201, never with an error for a stored record.
+#[tokio::test]
+async fn a_repeat_that_cannot_be_answered_fails_alone_and_its_batch_is_answered() {
+    let app = spawn_app().await;
+    let class = app.class("alone", 21).await;
+    app.open_checkin(&class, json!({})).await;
+    let code = app.current_code(&class).await;
+    let (first, repeat, rest) = (&class.students[..10], &class.students[10], &class.students[11..]);
+    app.check_in(repeat, &code).await.ok(201);
+    // The repeat's stored record becomes one the server cannot read back.
+    let mut conn = app.pool.get().unwrap();
+    diesel::sql_query("ALTER TABLE attendance DROP CONSTRAINT attendance_status_check")
+        .execute(&mut conn)
+        .unwrap();
+    diesel::sql_query("UPDATE attendance SET status = 'unreadable' WHERE student_id = $1")
+        .bind::<diesel::sql_types::BigInt, _>(repeat.id)
+        .execute(&mut conn)
+        .unwrap();
+    drop(conn);
+    // All at once, the repeat among them, so that it shares a batch with new check-ins.
+    let everyone = first.iter().chain([repeat]).chain(rest);
+    let answers = futures_util::future::join_all(everyone.map(|s| app.check_in(s, &code))).await;
+    let statuses: Vec<u16> = answers.iter().map(|r| r.status.as_u16()).collect();
+    let new = statuses.iter().enumerate().filter(|(i, _)| *i != 10);
+    assert!(new.map(|(_, status)| *status).all(|status| status == 201), "{statuses:?}");
+    assert_eq!(statuses[10], 500, "only the repeat fails");
+    assert_eq!(attendance_rows(&app, class.lesson_id), 21);
+}
+
 #[tokio::test]
 async fn a_burst_of_wrong_codes_from_one_student_is_throttled_after_ten() {
     let app = spawn_app().await;
@@ -445,7 +476,10 @@ async fn the_records_of_a_batch_are_stored_and_announced_by_one_prepared_stateme
                 .notifications_iter()
                 .map(|n| Event::decode(&n.unwrap().payload).expect("an event"))
                 .collect();
-            events.sort_by_key(|e| format!("{e:?}"));
+            events.sort_by_key(|e| match e {
+                Event::Record { lesson_id, student_id } => (*lesson_id, *student_id),
+                other => panic!("not a record's event: {other:?}"),
+            });
             events
         };
         let record = |student_id| Event::Record { lesson_id, student_id };
@@ -484,6 +518,7 @@ async fn the_records_of_a_batch_are_stored_and_announced_by_one_prepared_stateme
             1,
             "one prepared statement for batches of any size"
         );
+        diesel::sql_query("UNLISTEN *").execute(&mut conn).unwrap();
     })
     .await
     .unwrap();

@@ -192,10 +192,13 @@ async fn settle(
     .unwrap_or_else(|e| Err(ApiError::from(DbError::Task(e))));
     match settled {
         Ok((answers, conn)) => {
+            // A step that failed after the commit may have broken the connection: it goes back
+            // to the pool, which drops it if so, rather than serving the next batch.
+            let reusable = answers.iter().all(Result::is_ok);
             for (reply, answer) in replies.into_iter().zip(answers) {
                 let _ = reply.send(answer);
             }
-            (true, Some(conn))
+            (true, reusable.then_some(conn))
         }
         Err(err) => {
             // The connection goes back to the pool with the error (which drops it if broken).

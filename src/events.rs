@@ -56,9 +56,10 @@ pub fn publish_all(conn: &mut PgConnection, events: &[Event]) -> QueryResult<()>
         return Ok(());
     }
     let payloads: Vec<String> = events.iter().map(|event| event.encode()).collect();
+    let payloads: Vec<&str> = payloads.iter().map(String::as_str).collect();
     Prepared::new("SELECT pg_notify({}, payload) FROM unnest({}::text[]) AS payload")
         .text(CHANNEL)
-        .texts(&payloads)
+        .strs(&payloads)
         .execute(conn)
         .map(drop)
 }

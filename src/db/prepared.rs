@@ -25,7 +25,6 @@ enum Bind<'a> {
     Ids(&'a [i64]),
     Time(DateTime<Utc>),
     Text(&'a str),
-    Texts(&'a [String]),
     Strs(&'a [&'a str]),
     OptionalStrs(&'a [Option<&'a str>]),
     Times(&'a [DateTime<Utc>]),
@@ -56,12 +55,6 @@ impl<'a> Prepared<'a> {
     }
 
     /// Binds a `text[]`.
-    pub fn texts(mut self, texts: &'a [String]) -> Self {
-        self.binds.push(Bind::Texts(texts));
-        self
-    }
-
-    /// Binds a `text[]` of borrowed strings.
     pub fn strs(mut self, strs: &'a [&'a str]) -> Self {
         self.binds.push(Bind::Strs(strs));
         self
@@ -96,7 +89,6 @@ impl QueryFragment<Pg> for Prepared<'_> {
                 Some(Bind::Ids(ids)) => out.push_bind_param::<Array<BigInt>, [i64]>(ids)?,
                 Some(Bind::Time(at)) => out.push_bind_param::<Timestamptz, _>(at)?,
                 Some(Bind::Text(text)) => out.push_bind_param::<Text, str>(text)?,
-                Some(Bind::Texts(texts)) => out.push_bind_param::<Array<Text>, [String]>(texts)?,
                 Some(Bind::Strs(strs)) => out.push_bind_param::<Array<Text>, [&str]>(strs)?,
                 Some(Bind::OptionalStrs(strs)) => {
                     out.push_bind_param::<Array<Nullable<Text>>, [Option<&str>]>(strs)?

@@ -13,12 +13,12 @@
 //! its commit (one: 2,400 check-ins/s in the benchmark; two: 3,200; four: 2,900, as smaller
 //! batches cost more statements). With the three statements of a right-code batch today,
 //! one in flight settles right codes 3–8% faster and wrong codes 4–16% slower, and three
-//! are slower for both (`benches/RESULTS.md`). A batch settles its jobs as if they came one at a time, in
-//! order (a student checking in to several lessons at once has them all in one batch); the
-//! per-student advisory locks, taken in id order by batches with a refused code, serialise
-//! the throttle across concurrent batches and instances, and the unique (lesson, student)
-//! key makes a repeated check-in find the first, so the throttle and idempotency rules see
-//! exactly what one request at a time would.
+//! are slower for both (`benches/RESULTS.md`). A batch settles its jobs as if they came one
+//! at a time, in order (a student checking in to several lessons at once has them all in
+//! one batch); the per-student advisory locks, taken in id order by batches with a refused
+//! code, serialise the throttle across concurrent batches and instances, and the unique
+//! (lesson, student) key makes a repeated check-in find the first, so the throttle and
+//! idempotency rules see exactly what one request at a time would.
 
 use std::collections::VecDeque;
 use std::sync::Arc;

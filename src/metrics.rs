@@ -11,6 +11,7 @@ pub struct Metrics {
     requests: IntCounterVec,
     latency: HistogramVec,
     checkins: IntCounterVec,
+    settled: IntCounterVec,
     connections: IntGauge,
     live_lessons: IntGauge,
     pool: IntGaugeVec,
@@ -73,6 +74,16 @@ impl Metrics {
             &["result"],
         )
         .expect("unwrap: valid metric definition");
+        let settled = IntCounterVec::new(
+            Opts::new(
+                "rollcall_checkins_settled_total",
+                "Check-in attempts by how they were settled: direct (a right code stored by one \
+                 statement, its window found by the code) or read (the students and their windows \
+                 read first)",
+            ),
+            &["path"],
+        )
+        .expect("unwrap: valid metric definition");
         let connections =
             IntGauge::new("rollcall_websocket_connections", "Open live-stream WebSocket connections")
                 .expect("unwrap: valid metric definition");
@@ -98,6 +109,7 @@ impl Metrics {
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(latency.clone()),
             Box::new(checkins.clone()),
+            Box::new(settled.clone()),
             Box::new(connections.clone()),
             Box::new(live_lessons.clone()),
             Box::new(pool.clone()),
@@ -114,7 +126,10 @@ impl Metrics {
         ] {
             checkins.with_label_values(&[result.label()]);
         }
-        Self { registry, requests, latency, checkins, connections, live_lessons, pool, hashes }
+        for path in ["direct", "read"] {
+            settled.with_label_values(&[path]);
+        }
+        Self { registry, requests, latency, checkins, settled, connections, live_lessons, pool, hashes }
     }
 
     pub fn observe_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
@@ -126,6 +141,12 @@ impl Metrics {
 
     pub fn count_checkin(&self, result: CheckinOutcome) {
         self.checkins.with_label_values(&[result.label()]).inc();
+    }
+
+    /// A batch settled `direct` attempts by one statement and `read` the full way.
+    pub fn checkins_settled(&self, direct: usize, read: usize) {
+        self.settled.with_label_values(&["direct"]).inc_by(direct as u64);
+        self.settled.with_label_values(&["read"]).inc_by(read as u64);
     }
 
     /// The text exposition, with the gauges read now.

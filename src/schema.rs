@@ -176,6 +176,7 @@ diesel::table! {
         created_at -> Timestamptz,
         disabled -> Bool,
         sso_only -> Bool,
+        checkin_throttled_until -> Nullable<Timestamptz>,
     }
 }
 

@@ -17,6 +17,7 @@ use crate::auth::oidc::Sso;
 use crate::auth::password::Hasher;
 use crate::auth::revoked::RevokedSessions;
 use crate::checkins::batch::Checkins;
+use crate::checkins::codes::OpenCodes;
 use crate::client::TrustedProxies;
 use crate::clock::{Clock, SharedClock};
 use crate::config::Settings;
@@ -217,8 +218,16 @@ impl Application {
         let port = listener.local_addr()?.port();
         let limits = ConnectionLimits::new(settings.ws_max_connections, settings.ws_max_per_user);
         let revoked = Arc::new(RevokedSessions::new());
-        let hub =
-            Hub::new(pool.clone(), clock.clone(), limits, revoked.clone(), settings.checkin_link.clone());
+        let codes = Arc::new(OpenCodes::new());
+        let metrics = Arc::new(Metrics::new());
+        let hub = Hub::new(
+            pool.clone(),
+            clock.clone(),
+            limits,
+            revoked.clone(),
+            codes.clone(),
+            settings.checkin_link.clone(),
+        );
         tokio::spawn(live::listener::listen(database_url.to_owned(), hub.clone()));
         let keys =
             TokenKeys::new(jwt_secret, &settings.jwt_issuer, &settings.jwt_audience, settings.token_ttl);
@@ -231,7 +240,12 @@ impl Application {
                 session_ttl: chrono::Duration::from_std(settings.session_ttl)?,
                 activation_ttl: chrono::Duration::from_std(settings.activation_ttl)?,
             }),
-            checkins: web::Data::new(Checkins::start(pool.clone(), revoked)),
+            checkins: web::Data::new(Checkins::start(checkins::batch::Views {
+                pool: pool.clone(),
+                revoked,
+                codes,
+                metrics: metrics.clone(),
+            })),
             pool: web::Data::new(pool),
             clock: web::Data::from(clock),
             hub: web::Data::new(hub.clone()),
@@ -244,7 +258,7 @@ impl Application {
                 },
             }),
             proxies: web::Data::new(TrustedProxies(settings.trusted_proxies.clone())),
-            metrics: web::Data::new(Metrics::new()),
+            metrics: web::Data::from(metrics),
             hasher: web::Data::new(Hasher::for_this_machine()),
             time_zone: web::Data::new(DefaultTimeZone(settings.default_time_zone)),
             links: web::Data::new(CheckinLinks(settings.checkin_link.clone())),

@@ -66,16 +66,74 @@ pub struct TitledRecord {
     pub course_title: String,
 }
 
+/// The statement of [`insert_checkins`] and [`insert_confirmed_checkins`]: `$1` is the
+/// method, `$2`–`$10` the arrays of the new records, `$11` the events channel; `filter`
+/// is what the inserted rows are selected from.
+macro_rules! insert_checkins_sql {
+    ($filter:literal) => {
+        concat!(
+            "WITH new AS ( \
+                 INSERT INTO attendance (lesson_id, student_id, status, method, checked_in_at, window_id, \
+                                         client_ip, user_agent, device_id, stale_code, updated_at) \
+                 SELECT n.lesson_id, n.student_id, n.status, {}, n.at, n.window_id, n.client_ip, \
+                        n.user_agent, n.device_id, n.stale_code, n.at \
+                 FROM unnest({}::int8[], {}::int8[], {}::text[], {}::timestamptz[], {}::int8[], {}::text[], \
+                             {}::text[], {}::text[], {}::bool[]) \
+                      AS n (lesson_id, student_id, status, at, window_id, client_ip, user_agent, device_id, \
+                            stale_code) ",
+            $filter,
+            " ORDER BY n.lesson_id, n.student_id \
+                 ON CONFLICT DO NOTHING \
+                 RETURNING lesson_id, student_id, status, method, checked_in_at, note, device_id, stale_code) \
+             SELECT new.*, l.title AS lesson_title, c.title AS course_title, \
+                    pg_notify({}, 'record:' || new.lesson_id || ':' || new.student_id) AS announced \
+             FROM new JOIN lessons l ON l.id = new.lesson_id JOIN courses c ON c.id = l.course_id"
+        )
+    };
+}
+
 /// Records code check-ins, skipping any student who already has a record for that lesson,
 /// and announces each new record to the dashboards of every instance (`Event::Record` on
-/// `events::CHANNEL`); returns the records that were new, with their titles.
+/// `events::CHANNEL`); returns the records that were new, with their titles. The caller has
+/// confirmed each one (the student, their window, the throttle) in the same batch.
 ///
-/// This is the check-in path's only write, so it is one statement of fixed text: one round
-/// trip, prepared once per connection whatever the batch size, and atomic on its own, so a
-/// batch without a refused code needs no transaction around it (`checkins::settle`). The
-/// rows are inserted in key order, so two batches racing for the same keys wait for each
-/// other instead of deadlocking.
+/// This is one statement of fixed text: one round trip, prepared once per connection
+/// whatever the batch size, and atomic on its own, so a batch without a refused code needs
+/// no transaction around it (`checkins::settle`). The rows are inserted in key order, so two
+/// batches racing for the same keys wait for each other instead of deadlocking.
 pub fn insert_checkins(conn: &mut PgConnection, new: &[NewCheckin<'_>]) -> QueryResult<Vec<TitledRecord>> {
+    insert(conn, new, insert_checkins_sql!(""))
+}
+
+/// Like [`insert_checkins`], for check-ins nothing was read for (the window was found by
+/// its code, `checkins::codes`): a record is stored only if, when the statement runs, its
+/// window is open at its time and is that lesson's, the student is enrolled in the window's
+/// course (a running enrolment period), and the student's account is a student's, not
+/// disabled, and not locked out by the wrong-code throttle at that time. The rest are left
+/// out, like repeats, for the caller to settle the full way.
+pub fn insert_confirmed_checkins(
+    conn: &mut PgConnection,
+    new: &[NewCheckin<'_>],
+) -> QueryResult<Vec<TitledRecord>> {
+    insert(
+        conn,
+        new,
+        insert_checkins_sql!(
+            "JOIN checkin_windows w ON w.id = n.window_id AND w.lesson_id = n.lesson_id \
+                  AND w.closed_at IS NULL AND w.opened_at <= n.at AND w.closes_at > n.at \
+             JOIN enrollments e ON e.course_id = w.course_id AND e.student_id = n.student_id \
+                  AND e.left_at IS NULL \
+             JOIN users u ON u.id = n.student_id AND u.role = 'student' AND NOT u.disabled \
+                  AND (u.checkin_throttled_until IS NULL OR u.checkin_throttled_until <= n.at)"
+        ),
+    )
+}
+
+fn insert(
+    conn: &mut PgConnection,
+    new: &[NewCheckin<'_>],
+    sql: &'static str,
+) -> QueryResult<Vec<TitledRecord>> {
     if new.is_empty() {
         return Ok(Vec::new());
     }
@@ -89,35 +147,19 @@ pub fn insert_checkins(conn: &mut PgConnection, new: &[NewCheckin<'_>]) -> Query
     let devices: Vec<Option<&str>> = new.iter().map(|n| n.device_id).collect();
     let stale: Vec<bool> = new.iter().map(|n| n.stale_code).collect();
     // The notification's payload is `Event::Record`'s encoding, `record:<lesson>:<student>`.
-    Prepared::new(
-        "WITH new AS ( \
-             INSERT INTO attendance (lesson_id, student_id, status, method, checked_in_at, window_id, \
-                                     client_ip, user_agent, device_id, stale_code, updated_at) \
-             SELECT lesson_id, student_id, status, {}, at, window_id, client_ip, user_agent, device_id, \
-                    stale_code, at \
-             FROM unnest({}::int8[], {}::int8[], {}::text[], {}::timestamptz[], {}::int8[], {}::text[], \
-                         {}::text[], {}::text[], {}::bool[]) \
-                  AS n (lesson_id, student_id, status, at, window_id, client_ip, user_agent, device_id, \
-                        stale_code) \
-             ORDER BY lesson_id, student_id \
-             ON CONFLICT DO NOTHING \
-             RETURNING lesson_id, student_id, status, method, checked_in_at, note, device_id, stale_code) \
-         SELECT new.*, l.title AS lesson_title, c.title AS course_title, \
-                pg_notify({}, 'record:' || new.lesson_id || ':' || new.student_id) AS announced \
-         FROM new JOIN lessons l ON l.id = new.lesson_id JOIN courses c ON c.id = l.course_id",
-    )
-    .text(Method::Code.as_str())
-    .ids(&lessons)
-    .ids(&students)
-    .strs(&statuses)
-    .times(&times)
-    .ids(&windows)
-    .optional_strs(&ips)
-    .optional_strs(&agents)
-    .optional_strs(&devices)
-    .bools(&stale)
-    .text(crate::events::CHANNEL)
-    .load(conn)
+    Prepared::new(sql)
+        .text(Method::Code.as_str())
+        .ids(&lessons)
+        .ids(&students)
+        .strs(&statuses)
+        .times(&times)
+        .ids(&windows)
+        .optional_strs(&ips)
+        .optional_strs(&agents)
+        .optional_strs(&devices)
+        .bools(&stale)
+        .text(crate::events::CHANNEL)
+        .load(conn)
 }
 
 /// The records for these (lesson, student) pairs that exist, with their titles.

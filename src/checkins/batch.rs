@@ -29,12 +29,14 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
 use super::CheckinResult;
-use super::settle::settle_batch;
+use super::codes::OpenCodes;
+use super::settle::{Settled, settle_batch};
 use crate::auth::revoked::RevokedSessions;
 use crate::client::ClientInfo;
 use crate::db::{DbConn, DbError, DbPool};
 use crate::domain::code::Verdict;
 use crate::error::ApiError;
+use crate::metrics::Metrics;
 
 /// Most check-ins settled in one batch.
 const MAX_BATCH: usize = 256;
@@ -81,6 +83,17 @@ struct Job {
     reply: oneshot::Sender<Result<Outcome, ApiError>>,
 }
 
+/// What the batching task settles with, besides the attempts.
+pub struct Views {
+    pub pool: DbPool,
+    /// This instance's view of revoked sessions, which spares each batch a session lookup
+    /// while it is complete.
+    pub revoked: Arc<RevokedSessions>,
+    /// This instance's index of the codes in force, which spares a right code the reads.
+    pub codes: Arc<OpenCodes>,
+    pub metrics: Arc<Metrics>,
+}
+
 /// The handle handlers submit check-ins through.
 #[derive(Clone)]
 pub struct Checkins {
@@ -89,11 +102,9 @@ pub struct Checkins {
 
 impl Checkins {
     /// Starts this instance's batching task on the current runtime.
-    /// `revoked` is this instance's view of revoked sessions, which spares each batch a
-    /// session lookup while it is complete.
-    pub fn start(pool: DbPool, revoked: Arc<RevokedSessions>) -> Self {
+    pub fn start(views: Views) -> Self {
         let (jobs, receiver) = mpsc::unbounded_channel();
-        tokio::spawn(run(pool, revoked, receiver));
+        tokio::spawn(run(Arc::new(views), receiver));
         Self { jobs }
     }
 
@@ -107,7 +118,7 @@ impl Checkins {
     }
 }
 
-async fn run(pool: DbPool, revoked: Arc<RevokedSessions>, mut receiver: mpsc::UnboundedReceiver<Job>) {
+async fn run(views: Arc<Views>, mut receiver: mpsc::UnboundedReceiver<Job>) {
     // Jobs of students already in a batch being formed wait here for the next one.
     let mut waiting: VecDeque<Job> = VecDeque::new();
     let mut in_flight = JoinSet::new();
@@ -161,31 +172,26 @@ async fn run(pool: DbPool, revoked: Arc<RevokedSessions>, mut receiver: mpsc::Un
             waiting.push_back(job);
         }
         let batch: Vec<Job> = waiting.drain(..waiting.len().min(MAX_BATCH)).collect();
-        let (pool, revoked) = (pool.clone(), revoked.clone());
+        let views = views.clone();
         // The most recently used connection; any that idled too long go back to the pool.
         let conn = held.pop().filter(|h| h.since.elapsed() < HELD_IDLE).map(|h| h.conn);
         held.retain(|h| h.since.elapsed() < HELD_IDLE);
-        in_flight.spawn(async move { settle(&pool, &revoked, batch, conn).await });
+        in_flight.spawn(async move { settle(views, batch, conn).await });
     }
     while in_flight.join_next().await.is_some() {}
 }
 
 /// Settles and answers a batch on `conn` (else a pooled connection): whether the database
 /// was available, and the connection if it can serve the next batch.
-async fn settle(
-    pool: &DbPool,
-    revoked: &Arc<RevokedSessions>,
-    batch: Vec<Job>,
-    conn: Option<DbConn>,
-) -> (bool, Option<DbConn>) {
+async fn settle(views: Arc<Views>, batch: Vec<Job>, conn: Option<DbConn>) -> (bool, Option<DbConn>) {
     let (attempts, replies): (Vec<Attempt>, Vec<_>) = batch.into_iter().map(|j| (j.attempt, j.reply)).unzip();
-    let (pool, revoked) = (pool.clone(), revoked.clone());
     let settled = tokio::task::spawn_blocking(move || {
         let mut conn = match conn {
             Some(conn) => conn,
-            None => pool.get().map_err(|e| ApiError::from(DbError::Unavailable(e)))?,
+            None => views.pool.get().map_err(|e| ApiError::from(DbError::Unavailable(e)))?,
         };
-        let answers = settle_batch(&mut conn, &attempts, &revoked)?;
+        let Settled { answers, direct } = settle_batch(&mut conn, &attempts, &views.revoked, &views.codes)?;
+        views.metrics.checkins_settled(direct, attempts.len() - direct);
         Ok::<_, ApiError>((answers, conn))
     })
     .await

@@ -2,6 +2,7 @@
 //! `lessons::checkin_control`): the handler, and the group commit that settles check-ins.
 
 pub mod batch;
+pub mod codes;
 pub mod queries;
 mod settle;
 

@@ -7,7 +7,7 @@ use diesel::sql_types::{Array, BigInt, Bool, Timestamptz};
 use crate::db::Prepared;
 use crate::domain::settings::CheckinSettings;
 use crate::domain::window::Window;
-use crate::schema::checkin_failures;
+use crate::schema::{checkin_failures, checkin_windows};
 
 /// An open window of one of the student's courses. (The titles an answer names come with the
 /// record the check-in stores or finds: the lookup reads no more tables than it needs.)
@@ -73,6 +73,24 @@ pub fn unfinished_windows_for(
         .collect())
 }
 
+/// Every unfinished window that opened after `from` less the longest a window lasts, opens
+/// by `until` and closes after `from`, with its course: the windows of the code index
+/// (`checkins::codes`). One range of `checkin_windows_open_idx`.
+pub fn windows_opening_by(
+    conn: &mut PgConnection,
+    from: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> QueryResult<Vec<OpenWindow>> {
+    let rows: Vec<(Window, i64)> = checkin_windows::table
+        .filter(checkin_windows::closed_at.is_null())
+        .filter(checkin_windows::opened_at.gt(from - CheckinSettings::longest()))
+        .filter(checkin_windows::opened_at.le(until))
+        .filter(checkin_windows::closes_at.gt(from))
+        .select((Window::as_select(), checkin_windows::course_id))
+        .load(conn)?;
+    Ok(rows.into_iter().map(|(window, course_id)| OpenWindow { window, course_id }).collect())
+}
+
 /// Rejected codes of these students since `since`.
 pub fn failures_since(
     conn: &mut PgConnection,
@@ -118,6 +136,23 @@ pub fn record_failures(
         .map(|(student, at)| (checkin_failures::student_id.eq(*student), checkin_failures::failed_at.eq(*at)))
         .collect();
     diesel::insert_into(checkin_failures::table).values(rows).execute(conn).map(drop)
+}
+
+/// Locks these students out of check-in until the given times (written by the batch whose
+/// failure reached the throttle's limit, under their throttle locks).
+pub fn lock_out(conn: &mut PgConnection, until: &[(i64, DateTime<Utc>)]) -> QueryResult<()> {
+    if until.is_empty() {
+        return Ok(());
+    }
+    let (students, times): (Vec<i64>, Vec<DateTime<Utc>>) = until.iter().copied().unzip();
+    diesel::sql_query(
+        "UPDATE users u SET checkin_throttled_until = t.until \
+         FROM unnest($1::int8[], $2::timestamptz[]) AS t (id, until) WHERE u.id = t.id",
+    )
+    .bind::<Array<BigInt>, _>(&students)
+    .bind::<Array<Timestamptz>, _>(&times)
+    .execute(conn)
+    .map(drop)
 }
 
 /// Locks these students' wrong-code throttles for the transaction, in id order so

@@ -1,20 +1,24 @@
-//! Settling one batch of check-ins: confirm the students, read their recent failures and
-//! open windows, decide each attempt, store the new records (announcing them to the
-//! dashboards) and, under the throttle locks, the rejected codes.
+//! Settling one batch of check-ins. A right code whose window this instance's code index
+//! knows (`codes`) is stored by one statement that confirms what the full path reads
+//! first. Every other attempt is settled the full way: confirm the students, read their
+//! recent failures and open windows, decide each attempt, store the new records
+//! (announcing them to the dashboards) and, under the throttle locks, the rejected codes.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
 use super::CheckinResult;
 use super::batch::{Attempt, Outcome, clone_error};
+use super::codes::{self, OpenCodes};
 use super::queries::{self, OpenWindow};
 use crate::attendance::records::{self, NewCheckin, TitledRecord};
 use crate::auth::revoked::RevokedSessions;
 use crate::domain::code::Verdict;
 use crate::domain::status::RecordStatus;
-use crate::domain::throttle::CHECKIN;
+use crate::domain::throttle::{CHECKIN, seconds_until};
 use crate::error::ApiError;
 
 /// What to do with one attempt, given the student's recent failures and open windows.
@@ -28,11 +32,9 @@ enum Decision<'a> {
 
 /// `Throttled` if the student's recent failures throttle this attempt.
 fn throttle(attempt: &Attempt, failures: &[DateTime<Utc>]) -> Option<Decision<'static>> {
-    let since = CHECKIN.since(attempt.now);
-    let recent: Vec<DateTime<Utc>> = failures.iter().copied().filter(|at| *at > since).collect();
     CHECKIN
-        .retry_after(recent.len() as i64, recent.iter().min().copied(), attempt.now)
-        .map(|retry_after_secs| Decision::Throttled { retry_after_secs })
+        .locked_until(failures, attempt.now)
+        .map(|until| Decision::Throttled { retry_after_secs: seconds_until(attempt.now, until) })
 }
 
 /// The attempt's code against the student's open windows: `Accept` or `Rejected`.
@@ -75,7 +77,7 @@ type Failures = HashMap<i64, Vec<DateTime<Utc>>>;
 /// statement (`Some`); else the failures are left to a statement of their own (`None`).
 fn confirm(
     conn: &mut PgConnection,
-    attempts: &[Attempt],
+    attempts: &[&Attempt],
     students: &[i64],
     revoked: &RevokedSessions,
     now: DateTime<Utc>,
@@ -120,9 +122,141 @@ fn confirm(
     })
 }
 
-/// Settles a batch as if its attempts had come one at a time, in order: a student may have
-/// several in one batch (checking in to several lessons at once), and a refused code counts
-/// towards the throttle of the student's later attempts in it, as a second request would.
+/// A batch's answers, and how many of its attempts were stored by one statement.
+pub(super) struct Settled {
+    pub answers: Answers,
+    pub direct: usize,
+}
+
+/// Settles a batch: first the right codes the code index finds a window for, each stored
+/// (or not) by one statement that confirms it ([`settle_direct`]); then everything else the
+/// full way ([`settle_read`]). The stored ones come first, as if they had arrived first,
+/// which any concurrent requests may have; a repeat of one of them later in the batch
+/// finds its record, as a second request would.
+///
+/// Answers are given once the records they name are committed. If the full way fails after
+/// records were stored by themselves, only its attempts are answered with the error.
+pub(super) fn settle_batch(
+    conn: &mut PgConnection,
+    attempts: &[Attempt],
+    revoked: &RevokedSessions,
+    codes: &OpenCodes,
+) -> QueryResult<Settled> {
+    let latest = attempts.iter().map(|a| a.now).max().unwrap_or_else(Utc::now);
+    if codes.take_reload(latest) {
+        let windows = queries::windows_opening_by(conn, latest, latest + codes::HORIZON)?;
+        codes.reload(windows, latest);
+    }
+    let mut answers: Vec<Option<Result<Outcome, ApiError>>> = attempts.iter().map(|_| None).collect();
+    settle_direct(conn, attempts, revoked, codes, latest, &mut answers)?;
+    let rest: Vec<usize> = (0..attempts.len()).filter(|&i| answers[i].is_none()).collect();
+    let direct = attempts.len() - rest.len();
+    if !rest.is_empty() {
+        let others: Vec<&Attempt> = rest.iter().map(|&i| &attempts[i]).collect();
+        match settle_read(conn, &others, revoked) {
+            Ok(read) => {
+                for (i, answer) in rest.iter().zip(read) {
+                    answers[*i] = Some(answer);
+                }
+            }
+            Err(err) if direct == 0 => return Err(err),
+            Err(err) => {
+                // The direct records are committed: they keep their answers.
+                let err = ApiError::from(err);
+                for i in &rest {
+                    answers[*i] = Some(Err(clone_error(&err)));
+                }
+            }
+        }
+    }
+    let answers =
+        answers.into_iter().map(|answer| answer.expect("unwrap: every attempt was answered")).collect();
+    Ok(Settled { answers, direct })
+}
+
+/// Stores, by one statement, the attempts of live sessions (in this instance's complete view
+/// of revoked sessions) whose code the index accepts for one of its windows, and answers
+/// those the statement stored (or that repeat one it stored). The statement confirms
+/// everything else the full path would read, and leaves out what fails (and repeats of
+/// records stored before): those attempts stay unanswered, for the full way.
+fn settle_direct(
+    conn: &mut PgConnection,
+    attempts: &[Attempt],
+    revoked: &RevokedSessions,
+    codes: &OpenCodes,
+    latest: DateTime<Utc>,
+    answers: &mut [Option<Result<Outcome, ApiError>>],
+) -> QueryResult<()> {
+    let live: Vec<bool> = attempts.iter().map(|a| revoked.is_revoked(a.session_id) == Some(false)).collect();
+    let candidates: Vec<Vec<Arc<OpenWindow>>> = codes.candidates(
+        attempts.iter().zip(&live).map(|(a, live)| if *live { a.code.as_str() } else { "" }),
+        latest,
+    );
+    let mut keys = HashSet::new();
+    let mut accepted: Vec<Option<(&OpenWindow, bool)>> = Vec::with_capacity(attempts.len());
+    let mut new: Vec<NewCheckin> = Vec::new();
+    for (a, found) in attempts.iter().zip(&candidates) {
+        let windows: Vec<&OpenWindow> = found.iter().map(Arc::as_ref).collect();
+        accepted.push(match judge(a, &windows) {
+            Decision::Accept { open, status, stale } => {
+                let first = keys.insert((open.window.lesson_id, a.student_id));
+                if first {
+                    new.push(new_checkin(a, open, status, stale));
+                }
+                Some((open, first))
+            }
+            _ => None,
+        });
+    }
+    if new.is_empty() {
+        return Ok(());
+    }
+    let stored: HashMap<(i64, i64), TitledRecord> = records::insert_confirmed_checkins(conn, &new)?
+        .into_iter()
+        .map(|row| ((row.record.lesson_id, row.record.student_id), row))
+        .collect();
+    for ((a, accepted), answer) in attempts.iter().zip(accepted).zip(answers) {
+        if let Some((open, first)) = accepted
+            && let Some(record) = stored.get(&(open.window.lesson_id, a.student_id))
+        {
+            let result = checkin_result(open, record);
+            *answer = Some(Ok(if first { Outcome::Created(result) } else { Outcome::Existing(result) }));
+        }
+    }
+    Ok(())
+}
+
+/// The record an accepted attempt makes.
+fn new_checkin<'a>(a: &'a Attempt, open: &OpenWindow, status: RecordStatus, stale: bool) -> NewCheckin<'a> {
+    NewCheckin {
+        lesson_id: open.window.lesson_id,
+        student_id: a.student_id,
+        window_id: open.window.id,
+        status,
+        at: a.now,
+        client_ip: a.client.ip.as_deref(),
+        user_agent: a.client.user_agent.as_deref(),
+        device_id: a.client.device_id.as_deref(),
+        stale_code: stale,
+    }
+}
+
+/// A check-in's answer: the record stored or found for the window's lesson.
+fn checkin_result(open: &OpenWindow, found: &TitledRecord) -> CheckinResult {
+    CheckinResult {
+        lesson_id: open.window.lesson_id,
+        lesson_title: found.lesson_title.clone(),
+        course_id: open.course_id,
+        course_title: found.course_title.clone(),
+        status: found.record.status.into(),
+        checked_in_at: found.record.checked_in_at,
+    }
+}
+
+/// Settles attempts the full way, as if they had come one at a time, in order: a student
+/// may have several in one batch (checking in to several lessons at once), and a refused
+/// code counts towards the throttle of the student's later attempts in it, as a second
+/// request would.
 ///
 /// The reads come first, each a statement of its own. A batch with no refused code then
 /// makes one write, the insert that also announces the records, which is atomic by itself:
@@ -130,9 +264,9 @@ fn confirm(
 /// writes in one transaction, under the throttle locks of the students who sent one.
 /// Either way the batch's records are stored whole or not at all (an `Err`), and committed
 /// before it returns.
-pub(super) fn settle_batch(
+fn settle_read(
     conn: &mut PgConnection,
-    attempts: &[Attempt],
+    attempts: &[&Attempt],
     revoked: &RevokedSessions,
 ) -> QueryResult<Answers> {
     let mut ids: Vec<i64> = attempts.iter().map(|a| a.student_id).collect();
@@ -223,21 +357,28 @@ enum Alone {
 /// them) and the refused codes, and answers each attempt.
 fn decide_and_store(
     conn: &mut PgConnection,
-    attempts: &[Attempt],
+    attempts: &[&Attempt],
     judged: Vec<Decision<'_>>,
     mut failures: Failures,
     earliest: DateTime<Utc>,
     alone: Alone,
 ) -> QueryResult<Answers> {
     // In order: each refused code is a failure the student's later attempts see.
+    // The failure that reaches the limit locks the student out: `lockouts` is until when,
+    // for the insert of check-ins settled by one statement to read.
     let mut decisions: Vec<Decision> = Vec::with_capacity(attempts.len());
+    let mut lockouts: HashMap<i64, DateTime<Utc>> = HashMap::new();
     for (a, judged) in attempts.iter().zip(judged) {
         let decision = match judged {
             Decision::Unknown | Decision::Revoked => judged,
             _ => throttle(a, failures.get(&a.student_id).map_or(&[], Vec::as_slice)).unwrap_or(judged),
         };
         if matches!(decision, Decision::Rejected(_)) {
-            failures.entry(a.student_id).or_default().push(a.now);
+            let recorded = failures.entry(a.student_id).or_default();
+            recorded.push(a.now);
+            if let Some(until) = CHECKIN.locked_until(recorded, a.now) {
+                lockouts.insert(a.student_id, until);
+            }
         }
         decisions.push(decision);
     }
@@ -258,17 +399,7 @@ fn decide_and_store(
         .zip(&decisions)
         .zip(&first)
         .filter_map(|((a, d), first)| match d {
-            Decision::Accept { open, status, stale } if *first => Some(NewCheckin {
-                lesson_id: open.window.lesson_id,
-                student_id: a.student_id,
-                window_id: open.window.id,
-                status: *status,
-                at: a.now,
-                client_ip: a.client.ip.as_deref(),
-                user_agent: a.client.user_agent.as_deref(),
-                device_id: a.client.device_id.as_deref(),
-                stale_code: *stale,
-            }),
+            Decision::Accept { open, status, stale } if *first => Some(new_checkin(a, open, *status, *stale)),
             _ => None,
         })
         .collect();
@@ -298,6 +429,7 @@ fn decide_and_store(
         .map(|(a, _)| (a.student_id, a.now))
         .collect();
     queries::record_failures(conn, &rejected, CHECKIN.since(earliest))?;
+    queries::lock_out(conn, &lockouts.into_iter().collect::<Vec<_>>())?;
 
     attempts
         .iter()
@@ -311,14 +443,7 @@ fn decide_and_store(
                 Decision::Rejected(verdict) => Outcome::Rejected(verdict),
                 Decision::Accept { open, .. } => {
                     let key = (open.window.lesson_id, attempt.student_id);
-                    let result = |found: &TitledRecord| CheckinResult {
-                        lesson_id: open.window.lesson_id,
-                        lesson_title: found.lesson_title.clone(),
-                        course_id: open.course_id,
-                        course_title: found.course_title.clone(),
-                        status: found.record.status.into(),
-                        checked_in_at: found.record.checked_in_at,
-                    };
+                    let result = |found: &TitledRecord| checkin_result(open, found);
                     match (inserted.get(&key), &existing) {
                         (Some(record), _) if first => Outcome::Created(result(record)),
                         (Some(record), _) => Outcome::Existing(result(record)),

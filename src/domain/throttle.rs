@@ -29,6 +29,15 @@ impl Throttle {
     pub fn retry_after(&self, count: i64, oldest: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Option<u64> {
         (count >= self.max_failures).then(|| seconds_until(now, oldest.unwrap_or(now) + self.window))
     }
+
+    /// Until when these failures lock out an attempt at `now`, if they do: until the oldest
+    /// of those within the window leaves it.
+    pub fn locked_until(&self, failures: &[DateTime<Utc>], now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let since = self.since(now);
+        let recent = failures.iter().filter(|at| **at > since);
+        let oldest = recent.clone().min().copied();
+        (recent.count() as i64 >= self.max_failures).then(|| oldest.unwrap_or(now) + self.window)
+    }
 }
 
 /// Whole seconds from `now` until `then`, at least 1.
@@ -51,6 +60,18 @@ mod tests {
         assert_eq!(CHECKIN.retry_after(9, Some(at(0)), at(10)), None);
         assert_eq!(CHECKIN.retry_after(10, Some(at(0)), at(10)), Some(50));
         assert_eq!(LOGIN.retry_after(10, Some(at(0)), at(299)), Some(1));
+    }
+
+    #[test]
+    fn failures_lock_out_until_the_oldest_within_the_window_leaves_it() {
+        let failures: Vec<DateTime<Utc>> = (0..10).map(|i| at(i * 5)).collect();
+        assert_eq!(CHECKIN.locked_until(&failures[..9], at(45)), None, "nine");
+        assert_eq!(CHECKIN.locked_until(&failures, at(45)), Some(at(60)));
+        // At 61 s the first (at 0) has left the window: nine remain.
+        assert_eq!(CHECKIN.locked_until(&failures, at(61)), None);
+        let mut more = failures.clone();
+        more.push(at(61));
+        assert_eq!(CHECKIN.locked_until(&more, at(61)), Some(at(65)), "the oldest within it, at 5 s");
     }
 
     #[test]

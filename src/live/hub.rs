@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 use super::lesson_task::LessonTask;
 use super::limits::{ConnectionLimits, Permit};
 use crate::auth::revoked::RevokedSessions;
+use crate::checkins::codes::OpenCodes;
 use crate::clock::SharedClock;
 use crate::db::DbPool;
 use crate::domain::window::CheckinLink;
@@ -37,6 +38,8 @@ struct Inner {
     limits: ConnectionLimits,
     /// This instance's view of revoked sessions, kept current by the event feed.
     revoked: Arc<RevokedSessions>,
+    /// This instance's index of the codes in force, reloaded when a window changes.
+    codes: Arc<OpenCodes>,
     listener_up: AtomicBool,
     shutdown: watch::Sender<bool>,
     /// Sessions with a dashboard connected here: a revocation flips the flag, and every
@@ -65,6 +68,7 @@ impl Hub {
         clock: SharedClock,
         limits: ConnectionLimits,
         revoked: Arc<RevokedSessions>,
+        codes: Arc<OpenCodes>,
         link: Option<CheckinLink>,
     ) -> Self {
         Self {
@@ -74,6 +78,7 @@ impl Hub {
                 clock,
                 limits,
                 revoked,
+                codes,
                 listener_up: AtomicBool::new(false),
                 shutdown: watch::Sender::new(false),
                 sessions: Mutex::new(HashMap::new()),
@@ -127,7 +132,10 @@ impl Hub {
     pub fn dispatch(&self, event: Event) {
         tracing::debug!(?event, "change event");
         let (lesson_id, command) = match event {
-            Event::Window { lesson_id } => (lesson_id, Command::WindowChanged),
+            Event::Window { lesson_id } => {
+                self.inner.codes.invalidate();
+                (lesson_id, Command::WindowChanged)
+            }
             Event::Record { lesson_id, student_id } => (lesson_id, Command::Record(student_id)),
             Event::SessionRevoked { session_id } => return self.session_revoked(session_id),
         };
@@ -149,6 +157,8 @@ impl Hub {
         if !up {
             self.inner.revoked.distrust();
         }
+        // Window events may have been missed (down), or the index loaded before (up).
+        self.inner.codes.invalidate();
         self.inner.listener_up.store(up, Ordering::SeqCst);
     }
 

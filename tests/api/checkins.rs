@@ -1,5 +1,5 @@
 use crate::helpers::fixtures::Class;
-use crate::helpers::{TestApp, settings, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, settings, spawn_app, spawn_app_counting_queries, spawn_app_with};
 use diesel::prelude::*;
 use rollcall::clock::Clock;
 use rollcall::domain::user::Role;
@@ -572,4 +572,203 @@ async fn a_four_hour_window_takes_check_ins_until_its_last_second() {
     .bind::<diesel::sql_types::BigInt, _>(class.lesson_id)
     .execute(&mut conn);
     assert!(longer.is_err(), "the database refuses a window longer than 4 hours");
+}
+
+/// `rollcall_checkins_settled_total{path}`: attempts settled by one statement (`direct`) or
+/// after reading the students and their windows (`read`).
+async fn settled(app: &TestApp, path: &str) -> i64 {
+    let text = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let series = format!("rollcall_checkins_settled_total{{path=\"{path}\"}} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(series.as_str()).map(|n| n.trim().parse().unwrap()))
+        .unwrap_or_else(|| panic!("no {series} in:\n{text}"))
+}
+
+/// Once this instance's code index knows the window, a right code costs one statement: the
+/// insert that confirms the student, their enrolment, the window and the throttle, stores
+/// the record and announces it. A repeat and a wrong code are settled the full way.
+#[tokio::test]
+async fn a_right_code_is_stored_by_one_statement_once_the_instance_knows_its_window() {
+    let (app, queries) = spawn_app_counting_queries().await;
+    let class = app.class("direct", 3).await;
+    app.open_checkin(&class, json!({})).await;
+    let code = app.current_code(&class).await;
+    app.check_in(&class.students[0], &code).await.ok(201);
+
+    let before = queries.get();
+    let created = app.check_in(&class.students[1], &code).await;
+    assert_eq!(queries.get() - before, 1, "one statement for a right code");
+    let body = created.ok(201).clone();
+    assert_eq!(
+        (body["lesson_id"].as_i64(), body["course_id"].as_i64(), body["lesson_title"].as_str()),
+        (Some(class.lesson_id), Some(class.course_id), Some("Lesson 1"))
+    );
+    assert_eq!(
+        (body["course_title"].as_str(), body["status"].as_str()),
+        (Some("direct course"), Some("present"))
+    );
+
+    let before = queries.get();
+    assert_eq!(app.check_in(&class.students[1], &code).await.ok(200), &body, "a repeat finds the record");
+    let wrong = wrong_code(&app, &class).await;
+    app.check_in(&class.students[2], &wrong).await.problem(422, "invalid_code");
+    assert!(queries.get() - before > 4, "the repeat and the wrong code read first");
+    assert_eq!((settled(&app, "direct").await, settled(&app, "read").await), (2, 2));
+    assert_eq!(attendance_rows(&app, class.lesson_id), 2);
+}
+
+/// A window opened after the index was loaded is found by the code once its event arrives
+/// (seen here by a dashboard): the event makes the next batch reload the index.
+#[tokio::test]
+async fn a_window_opened_later_is_found_by_its_code_after_its_event() {
+    use crate::helpers::websocket::next_message;
+    let app = spawn_app().await;
+    let (first, second) = (app.class("first", 1).await, app.class("second", 1).await);
+    app.open_checkin(&first, json!({})).await;
+    let code = app.current_code(&first).await;
+    app.check_in(&first.students[0], &code).await.ok(201);
+    assert_eq!(settled(&app, "direct").await, 1, "the index was loaded with the first window");
+
+    let mut dashboard = app.watch(second.lesson_id, &second.teacher).await;
+    assert_eq!(next_message(&mut dashboard).await["type"], "snapshot");
+    app.open_checkin(&second, json!({})).await;
+    let opened = next_message(&mut dashboard).await;
+    assert_eq!((opened["type"].as_str(), opened["checkin"]["state"].as_str()), (Some("state"), Some("open")));
+    let code = app.current_code(&second).await;
+    app.check_in(&second.students[0], &code).await.ok(201);
+    assert_eq!((settled(&app, "direct").await, settled(&app, "read").await), (2, 0));
+}
+
+/// The insert of a check-in found by its code stores nothing the full path would refuse:
+/// a closed window, another lesson's window, a student who left the course, a disabled
+/// account, or one locked out by the throttle; each is stored once that is no longer so.
+#[tokio::test]
+async fn a_check_in_found_by_its_code_is_stored_only_if_everything_still_holds() {
+    use rollcall::attendance::records::{NewCheckin, insert_confirmed_checkins};
+    use rollcall::checkins::queries::windows_opening_by;
+    use rollcall::domain::status::RecordStatus;
+    use rollcall::schema::{checkin_windows, enrollments, users};
+    let app = spawn_app().await;
+    let class = app.class("confirm", 5).await;
+    let other = app.class("other", 0).await;
+    app.open_checkin(&class, json!({})).await;
+    app.open_checkin(&other, json!({})).await;
+    // Opens by itself at 08:00:30, inside the index's horizon.
+    let planned = app
+        .post(
+            &format!("/api/v1/courses/{}/lessons", class.course_id),
+            &class.teacher,
+            json!({"title": "Planned", "starts_at": "2026-11-25T08:00:30Z", "auto_checkin": {"open_offset_minutes": 0}}),
+        )
+        .await
+        .ok(201)["id"]
+        .as_i64()
+        .unwrap();
+    let ids: Vec<i64> = class.students.iter().map(|s| s.id).collect();
+    let (pool, now, lesson_id, other_lesson) =
+        (app.pool.clone(), app.clock.now(), class.lesson_id, other.lesson_id);
+    tokio::task::spawn_blocking(move || {
+        let mut conn = pool.get().unwrap();
+        let windows = |conn: &mut diesel::PgConnection, seconds| -> Vec<i64> {
+            let until = now + chrono::Duration::seconds(seconds);
+            let mut lessons: Vec<i64> =
+                windows_opening_by(conn, now, until).unwrap().iter().map(|o| o.window.lesson_id).collect();
+            lessons.sort_unstable();
+            lessons
+        };
+        assert_eq!(windows(&mut conn, 0), vec![lesson_id, other_lesson]);
+        assert_eq!(windows(&mut conn, 60), vec![lesson_id, other_lesson, planned], "planned ahead");
+        let window_id: i64 = checkin_windows::table
+            .filter(checkin_windows::lesson_id.eq(lesson_id))
+            .select(checkin_windows::id)
+            .first(&mut conn)
+            .unwrap();
+        let new = |student_id: i64, lesson_id: i64| NewCheckin {
+            lesson_id,
+            student_id,
+            window_id,
+            status: RecordStatus::Present,
+            at: now,
+            client_ip: None,
+            user_agent: None,
+            device_id: None,
+            stale_code: false,
+        };
+        let student = |i: usize| users::table.find(ids[i]);
+        diesel::update(enrollments::table.filter(enrollments::student_id.eq(ids[1])))
+            .set(enrollments::left_at.eq(now))
+            .execute(&mut conn)
+            .unwrap();
+        diesel::update(student(2)).set(users::disabled.eq(true)).execute(&mut conn).unwrap();
+        let locked = now + chrono::Duration::seconds(1);
+        diesel::update(student(3)).set(users::checkin_throttled_until.eq(locked)).execute(&mut conn).unwrap();
+        let batch = [
+            new(ids[0], lesson_id),
+            new(ids[1], lesson_id),
+            new(ids[2], lesson_id),
+            new(ids[3], lesson_id),
+            new(ids[4], other_lesson),
+        ];
+        let stored: Vec<i64> = insert_confirmed_checkins(&mut conn, &batch)
+            .unwrap()
+            .iter()
+            .map(|r| r.record.student_id)
+            .collect();
+        assert_eq!(stored, vec![ids[0]], "only the student for whom everything holds");
+
+        // Each refusal was its condition's: the student who joins again, is enabled again or
+        // whose lockout has passed is stored (ids[4]'s lesson is not the window's, still).
+        diesel::update(enrollments::table.filter(enrollments::student_id.eq(ids[1])))
+            .set(enrollments::left_at.eq(None::<chrono::DateTime<chrono::Utc>>))
+            .execute(&mut conn)
+            .unwrap();
+        diesel::update(student(2)).set(users::disabled.eq(false)).execute(&mut conn).unwrap();
+        diesel::update(student(3)).set(users::checkin_throttled_until.eq(now)).execute(&mut conn).unwrap();
+        let mut stored: Vec<i64> = insert_confirmed_checkins(&mut conn, &batch)
+            .unwrap()
+            .iter()
+            .map(|r| r.record.student_id)
+            .collect();
+        stored.sort_unstable();
+        assert_eq!(stored, vec![ids[1], ids[2], ids[3]], "the first is a repeat now");
+
+        diesel::update(checkin_windows::table.find(window_id))
+            .set(checkin_windows::closed_at.eq(now))
+            .execute(&mut conn)
+            .unwrap();
+        diesel::delete(attendance::table).execute(&mut conn).unwrap();
+        assert!(insert_confirmed_checkins(&mut conn, &batch).unwrap().is_empty(), "the window closed");
+    })
+    .await
+    .unwrap();
+}
+
+/// The failure that reaches the throttle's limit writes the lockout the one-statement insert
+/// reads: a right code is refused with the same wait, and taken when the lockout ends.
+#[tokio::test]
+async fn the_tenth_failure_locks_the_student_out_until_the_oldest_leaves_the_window() {
+    use rollcall::schema::users;
+    let app = spawn_app().await;
+    let (class, wrong) = class_with_wrong_code(&app, 1).await;
+    let student = &class.students[0];
+    let code = app.current_code(&class).await;
+    let lockout = |app: &TestApp| -> Option<chrono::DateTime<chrono::Utc>> {
+        let mut conn = app.pool.get().unwrap();
+        users::table.find(student.id).select(users::checkin_throttled_until).first(&mut conn).unwrap()
+    };
+    for i in 0..10 {
+        assert_eq!(lockout(&app), None, "not before the tenth failure ({i} so far)");
+        app.check_in(student, &wrong).await.problem(422, "invalid_code");
+        app.advance(3);
+    }
+    let start = chrono::DateTime::parse_from_rfc3339("2026-11-25T08:00:00Z").unwrap();
+    assert_eq!(lockout(&app), Some(start.with_timezone(&chrono::Utc) + chrono::Duration::seconds(60)));
+    // 08:00:30 now: the oldest failure (08:00:00) leaves the window at 08:01:00.
+    let throttled = app.check_in(student, &code).await;
+    throttled.problem(429, "too_many_attempts");
+    assert_eq!(throttled.headers["retry-after"], "30");
+    let direct = settled(&app, "direct").await;
+    app.advance(30);
+    app.check_in(student, &code).await.ok(201);
+    assert_eq!(settled(&app, "direct").await, direct + 1, "settled by one statement again");
 }

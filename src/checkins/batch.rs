@@ -1,24 +1,27 @@
 //! Group commit for check-ins. Every `POST /checkins` becomes a job for one task per
-//! instance, which takes all the jobs waiting at that moment and settles them together:
-//! one statement each to read the students with their recent failures and their open
-//! windows, and one that inserts the new records and notifies the dashboards — atomic on
-//! its own, so a batch of right codes needs no transaction around it. A batch with a
-//! refused code also locks those students' throttles and records the codes, in one
-//! transaction with the insert (`settle`). Each request is answered only after the commit
-//! holding its row; a failed batch fails every job in it with the same error, and nothing
-//! of it is stored (once the insert has committed by itself, a later failure fails only the
-//! repeats it concerns).
+//! instance, which takes all the jobs waiting at that moment and settles them together
+//! (`settle`): the right codes whose window this instance's code index knows by one
+//! statement that confirms and inserts them and notifies the dashboards, the rest after
+//! reading the students with their recent failures and their open windows — atomic on its
+//! own without a refused code, and in one transaction that also locks those students'
+//! throttles and records the codes with one. Each request is answered only after the commit
+//! holding its row; a failed batch fails every job in it with the same error, and nothing of
+//! it is stored (once records have committed by themselves, a later failure fails only the
+//! attempts it concerns).
 //!
-//! Two batches may be in the database at once, so one is settled while the other waits for
-//! its commit (one: 2,400 check-ins/s in the benchmark; two: 3,200; four: 2,900, as smaller
-//! batches cost more statements). With the three statements of a right-code batch today,
-//! one in flight settles right codes 3–8% faster and wrong codes 4–16% slower, and three
-//! are slower for both (`benches/RESULTS.md`). A batch settles its jobs as if they came one
-//! at a time, in order (a student checking in to several lessons at once has them all in
-//! one batch); the per-student advisory locks, taken in id order by batches with a refused
-//! code, serialise the throttle across concurrent batches and instances, and the unique
-//! (lesson, student) key makes a repeated check-in find the first, so the throttle and
-//! idempotency rules see exactly what one request at a time would.
+//! One batch is in the database at a time; the next forms while it runs. With two in
+//! flight, while each batch made three statements or more, one was settled while the other
+//! waited for its commit (one: 2,400 check-ins/s in the benchmark; two: 3,200; four: 2,900,
+//! as smaller batches cost more statements). Since a right code costs one statement, two in
+//! flight only halve the batches, whose commits PostgreSQL serialises anyway (a commit that
+//! notifies holds its notify lock): right codes 10,900/s with one, 10,400 with two and 8,100
+//! with four; wrong codes, which still read first, are 25% slower with one
+//! (`benches/RESULTS.md`). A batch settles its jobs as if they came one at a time (a student
+//! checking in to several lessons at once has them all in one batch); the per-student
+//! advisory locks, taken in id order by batches with a refused code, serialise the throttle
+//! across instances, and the unique (lesson, student) key makes a repeated check-in find
+//! the first, so the throttle and idempotency rules see exactly what one request at a time
+//! would.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -41,8 +44,8 @@ use crate::metrics::Metrics;
 /// Most check-ins settled in one batch.
 const MAX_BATCH: usize = 256;
 
-/// Batches in the database at once: while one waits for its commit, the next is settled.
-const BATCHES_IN_FLIGHT: usize = 2;
+/// Batches in the database at once (see above).
+const BATCHES_IN_FLIGHT: usize = 1;
 
 /// The task keeps the connections of its batches between them, sparing each batch the
 /// pool's checkout and its test query; one that sat idle longer than this goes back to the

@@ -13,7 +13,8 @@ RUN apt-get update \
 WORKDIR /src
 
 # Planner: reduce the source tree to what the dependency build depends on: the manifests,
-# Cargo.lock, cargo's own configuration, and a stub at the path of every target. Cargo itself
+# Cargo.lock, cargo's own configuration, the vendored dependencies (vendor/, whole), and a
+# stub at the path of every target. Cargo itself
 # lists the targets (lib, bins, benches, tests, examples, build scripts, declared in Cargo.toml
 # or discovered), so no list kept here can drift from Cargo.toml: a new [[bench]] gets its stub
 # like any other. One timestamp on every file makes the result depend on content only: the
@@ -25,7 +26,7 @@ COPY . .
 RUN mkdir /skeleton \
     && cargo metadata --no-deps --offline --format-version 1 >/tmp/metadata.json \
     && cp --parents Cargo.toml Cargo.lock /skeleton/ \
-    && for config in .cargo rust-toolchain rust-toolchain.toml; do \
+    && for config in .cargo rust-toolchain rust-toolchain.toml vendor; do \
         if [ -e "$config" ]; then cp -a --parents "$config" /skeleton/; fi; \
     done \
     && grep -o '"manifest_path":"[^"]*"' /tmp/metadata.json | cut -d'"' -f4 | while read -r manifest; do \
@@ -46,8 +47,9 @@ RUN cargo build --release --locked
 FROM deps AS build
 COPY . .
 # The stubs were compiled after the checkout's timestamps: touch the real files so that cargo
-# rebuilds every crate of this repository instead of keeping the stubs' output.
-RUN find . -path ./target -prune -o -type f -exec touch {} + \
+# rebuilds every crate of this repository instead of keeping the stubs' output (not vendor/,
+# whose real files the dependency layer was built from).
+RUN find . \( -path ./target -o -path ./vendor \) -prune -o -type f -exec touch {} + \
     && cargo build --release --locked
 
 # Runtime stage: only libpq and CA certificates.

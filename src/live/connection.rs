@@ -100,7 +100,9 @@ impl Live<'_> {
                 frame = self.stream.recv() => match frame {
                     Some(Ok(Message::Ping(bytes))) => {
                         last_heard = Instant::now();
-                        if self.session.pong(&bytes).await.is_err() {
+                        // Boxed, like a send that has to wait: kept out of the connection's
+                        // state for the rare frame.
+                        if Box::pin(self.session.pong(&bytes)).await.is_err() {
                             return None;
                         }
                     }
@@ -127,7 +129,7 @@ impl Live<'_> {
                     if last_heard.elapsed() >= self.heartbeat.drop_after {
                         return Some(reason(CloseCode::Policy, "no answer to pings"));
                     }
-                    if self.session.ping(b"").await.is_err() {
+                    if Box::pin(self.session.ping(b"")).await.is_err() {
                         return None;
                     }
                 }
@@ -141,16 +143,19 @@ impl Live<'_> {
         }
     }
 
-    /// Sends one text frame; false if the client is gone or too slow to take it.
     /// Sends a message; false if the client is gone or has not taken it within the send
-    /// timeout. The timer is armed only when the message cannot be handed over at once, so
-    /// a burst of code frames to thousands of dashboards sets no timers.
+    /// timeout. A message that can be handed over at once is sent by a future polled once,
+    /// here, so neither it nor a timer is part of the connection's state, which lives as long
+    /// as the dashboard; only when the client is behind is the wait (with its timer) boxed.
+    /// A burst of code frames to thousands of dashboards sets no timers.
     async fn send(&mut self, text: ByteString) -> bool {
-        let mut sending = std::pin::pin!(self.session.text(text));
-        match sending.as_mut().now_or_never() {
-            Some(sent) => sent.is_ok(),
-            None => matches!(tokio::time::timeout(self.heartbeat.send_timeout, sending).await, Ok(Ok(()))),
+        // Dropping a send that did not complete sends nothing (and keeps the session's
+        // claim on the queue for the next one).
+        if let Some(sent) = self.session.text(text.clone()).now_or_never() {
+            return sent.is_ok();
         }
+        let waiting = Box::pin(tokio::time::timeout(self.heartbeat.send_timeout, self.session.text(text)));
+        matches!(waiting.await, Ok(Ok(())))
     }
 }
 

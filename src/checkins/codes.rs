@@ -81,15 +81,26 @@ impl OpenCodes {
     }
 
     /// Replaces the index with these windows, read for `now`: the unfinished ones that
-    /// open by `now + HORIZON` and close after `now`.
+    /// open by `now + HORIZON` and close after `now`. A window it held already keeps the
+    /// codes made for it (a window's secret and schedule never change), so a reload costs
+    /// HMACs only for the windows that are new.
     pub fn reload(&self, windows: Vec<OpenWindow>, now: DateTime<Utc>) {
         let mut index = self.index();
+        let mut known: HashMap<i64, Entry> =
+            index.entries.drain(..).map(|entry| (entry.open.window.id, entry)).collect();
         index.loaded_for = Some(now);
         index.by_code.clear();
-        index.entries = windows
-            .into_iter()
-            .map(|open| Entry { open: Arc::new(open), step: None, codes: Vec::new() })
-            .collect();
+        let Index { entries, by_code, .. } = &mut *index;
+        for open in windows {
+            let entry = match known.remove(&open.window.id) {
+                Some(entry) => entry,
+                None => Entry { open: Arc::new(open), step: None, codes: Vec::new() },
+            };
+            for code in &entry.codes {
+                by_code.entry(code.clone()).or_default().push(entries.len());
+            }
+            entries.push(entry);
+        }
     }
 
     /// For each code, the windows for which it is the current or the previous step's code
@@ -217,6 +228,22 @@ mod tests {
         assert_eq!(found(&codes, &code, at(5)), vec![1, 9]);
         codes.reload(vec![window(2, 0, 600)], at(5));
         assert!(found(&codes, &code, at(5)).is_empty(), "the old windows are gone");
+    }
+
+    #[test]
+    fn a_reload_keeps_the_codes_of_the_windows_it_still_holds() {
+        let codes = OpenCodes::new();
+        let (first, second) = (window(1, 0, 600), window(2, 0, 600));
+        let (code, other) = (first.window.schedule().code(0), second.window.schedule().code(0));
+        codes.reload(vec![first], at(0));
+        assert_eq!(found(&codes, &code, at(5)), vec![1]);
+        // Reloaded with a second window: both are found, the first by its kept codes.
+        codes.reload(vec![window(2, 0, 600), window(1, 0, 600)], at(5));
+        assert_eq!(codes.index().entries.iter().filter(|e| e.step.is_some()).count(), 1, "kept");
+        assert_eq!(found(&codes, &code, at(6)), vec![1]);
+        assert_eq!(found(&codes, &other, at(6)), vec![2]);
+        // A window closed by the clock after the reload is dropped from the codes all the same.
+        assert!(found(&codes, &code, at(600)).is_empty());
     }
 
     #[test]

@@ -8,7 +8,11 @@
 //! wrong-code throttle — and stores nothing when any of that fails; the attempt is then
 //! settled the full way. So the index needs no guarantee of being complete or current: a
 //! window it lacks (opened a moment ago on another instance) or still holds (closed a
-//! moment ago) costs speed, not correctness. It is reloaded from the database when the
+//! moment ago) costs speed, not correctness — with one exception too rare to pay a read
+//! for: if a window the index lacks has the submitted code as its current code and another
+//! window of the same student has it as its previous one (two of one student's codes
+//! colliding, about once in 10^code_length), the attempt is stored for the latter, where
+//! the full path would prefer the former. It is reloaded from the database when the
 //! change-event feed announces a window's change, after the feed was down, and at least
 //! every [`REFRESH`] of the clock (automatic windows open by the clock, without an event).
 

@@ -138,8 +138,10 @@ pub fn record_failures(
     diesel::insert_into(checkin_failures::table).values(rows).execute(conn).map(drop)
 }
 
-/// Locks these students out of check-in until the given times (written by the batch whose
-/// failure reached the throttle's limit, under their throttle locks).
+/// Locks these students out of check-in until the given times, never shortening a lockout
+/// (written by the batch whose failure reached the throttle's limit, under their throttle
+/// locks, or that found them throttled; a row already locked out until then is not
+/// written again).
 pub fn lock_out(conn: &mut PgConnection, until: &[(i64, DateTime<Utc>)]) -> QueryResult<()> {
     if until.is_empty() {
         return Ok(());
@@ -147,7 +149,8 @@ pub fn lock_out(conn: &mut PgConnection, until: &[(i64, DateTime<Utc>)]) -> Quer
     let (students, times): (Vec<i64>, Vec<DateTime<Utc>>) = until.iter().copied().unzip();
     diesel::sql_query(
         "UPDATE users u SET checkin_throttled_until = t.until \
-         FROM unnest($1::int8[], $2::timestamptz[]) AS t (id, until) WHERE u.id = t.id",
+         FROM unnest($1::int8[], $2::timestamptz[]) AS t (id, until) \
+         WHERE u.id = t.id AND (u.checkin_throttled_until IS NULL OR u.checkin_throttled_until < t.until)",
     )
     .bind::<Array<BigInt>, _>(&students)
     .bind::<Array<Timestamptz>, _>(&times)

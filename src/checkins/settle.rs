@@ -143,12 +143,24 @@ pub(super) fn settle_batch(
     codes: &OpenCodes,
 ) -> QueryResult<Settled> {
     let latest = attempts.iter().map(|a| a.now).max().unwrap_or_else(Utc::now);
-    if codes.take_reload(latest) {
-        let windows = queries::windows_opening_by(conn, latest, latest + codes::HORIZON)?;
-        codes.reload(windows, latest);
-    }
+    // An index that could not be read again is not used: the batch goes the full way, and
+    // the next one tries the reload again.
+    let indexed = !codes.take_reload(latest)
+        || match queries::windows_opening_by(conn, latest, latest + codes::HORIZON) {
+            Ok(windows) => {
+                codes.reload(windows, latest);
+                true
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "reading the windows for the code index failed");
+                codes.invalidate();
+                false
+            }
+        };
     let mut answers: Vec<Option<Result<Outcome, ApiError>>> = attempts.iter().map(|_| None).collect();
-    settle_direct(conn, attempts, revoked, codes, latest, &mut answers)?;
+    if indexed {
+        settle_direct(conn, attempts, revoked, codes, latest, &mut answers)?;
+    }
     let rest: Vec<usize> = (0..attempts.len()).filter(|&i| answers[i].is_none()).collect();
     let direct = attempts.len() - rest.len();
     if !rest.is_empty() {
@@ -179,6 +191,13 @@ pub(super) fn settle_batch(
 /// those the statement stored (or that repeat one it stored). The statement confirms
 /// everything else the full path would read, and leaves out what fails (and repeats of
 /// records stored before): those attempts stay unanswered, for the full way.
+///
+/// Only students all of whose attempts in the batch the index accepts are settled here. A
+/// student with a code it does not accept goes the full way with every attempt, in order:
+/// otherwise a burst of guesses in one batch would have each guess tried against the index
+/// before any failure counted, and the right one stored whatever the throttle said of the
+/// guesses before it. A student with right codes only records no failure in this batch, so
+/// the lockout the insert reads is exactly what their attempts, in order, would see.
 fn settle_direct(
     conn: &mut PgConnection,
     attempts: &[Attempt],
@@ -192,13 +211,25 @@ fn settle_direct(
         attempts.iter().zip(&live).map(|(a, live)| if *live { a.code.as_str() } else { "" }),
         latest,
     );
+    let judged: Vec<Option<(&OpenWindow, RecordStatus, bool)>> = attempts
+        .iter()
+        .zip(&candidates)
+        .map(|(a, found)| {
+            let windows: Vec<&OpenWindow> = found.iter().map(Arc::as_ref).collect();
+            match judge(a, &windows) {
+                Decision::Accept { open, status, stale } => Some((open, status, stale)),
+                _ => None,
+            }
+        })
+        .collect();
+    let mixed: HashSet<i64> =
+        attempts.iter().zip(&judged).filter(|(_, j)| j.is_none()).map(|(a, _)| a.student_id).collect();
     let mut keys = HashSet::new();
     let mut accepted: Vec<Option<(&OpenWindow, bool)>> = Vec::with_capacity(attempts.len());
     let mut new: Vec<NewCheckin> = Vec::new();
-    for (a, found) in attempts.iter().zip(&candidates) {
-        let windows: Vec<&OpenWindow> = found.iter().map(Arc::as_ref).collect();
-        accepted.push(match judge(a, &windows) {
-            Decision::Accept { open, status, stale } => {
+    for (a, judged) in attempts.iter().zip(judged) {
+        accepted.push(match judged {
+            Some((open, status, stale)) if !mixed.contains(&a.student_id) => {
                 let first = keys.insert((open.window.lesson_id, a.student_id));
                 if first {
                     new.push(new_checkin(a, open, status, stale));
@@ -364,7 +395,8 @@ fn decide_and_store(
     alone: Alone,
 ) -> QueryResult<Answers> {
     // In order: each refused code is a failure the student's later attempts see.
-    // The failure that reaches the limit locks the student out: `lockouts` is until when,
+    // The failure that reaches the limit locks the student out, and so does a throttled
+    // attempt (its lockout may predate `checkin_throttled_until`): `lockouts` is until when,
     // for the insert of check-ins settled by one statement to read.
     let mut decisions: Vec<Decision> = Vec::with_capacity(attempts.len());
     let mut lockouts: HashMap<i64, DateTime<Utc>> = HashMap::new();
@@ -373,15 +405,20 @@ fn decide_and_store(
             Decision::Unknown | Decision::Revoked => judged,
             _ => throttle(a, failures.get(&a.student_id).map_or(&[], Vec::as_slice)).unwrap_or(judged),
         };
-        if matches!(decision, Decision::Rejected(_)) {
+        if matches!(decision, Decision::Rejected(_) | Decision::Throttled { .. }) {
             let recorded = failures.entry(a.student_id).or_default();
-            recorded.push(a.now);
+            if matches!(decision, Decision::Rejected(_)) {
+                recorded.push(a.now);
+            }
             if let Some(until) = CHECKIN.locked_until(recorded, a.now) {
                 lockouts.insert(a.student_id, until);
             }
         }
         decisions.push(decision);
     }
+    // Before the insert: in a batch without a transaction, nothing may fail after it but the
+    // repeats' read.
+    queries::lock_out(conn, &lockouts.into_iter().collect::<Vec<_>>())?;
     // The first accepted attempt of a (lesson, student) makes the record; a later one in the
     // same batch finds it, as it would one request later.
     let mut keys = HashSet::new();
@@ -429,7 +466,6 @@ fn decide_and_store(
         .map(|(a, _)| (a.student_id, a.now))
         .collect();
     queries::record_failures(conn, &rejected, CHECKIN.since(earliest))?;
-    queries::lock_out(conn, &lockouts.into_iter().collect::<Vec<_>>())?;
 
     attempts
         .iter()

@@ -772,3 +772,71 @@ async fn the_tenth_failure_locks_the_student_out_until_the_oldest_leaves_the_win
     app.check_in(student, &code).await.ok(201);
     assert_eq!(settled(&app, "direct").await, direct + 1, "settled by one statement again");
 }
+
+/// A batch settles one student's attempts in the order they came, even when the code index
+/// knows one of them: a right code after the wrong code that reaches the throttle's limit is
+/// throttled, as it would be a request later. (Tried against the index before the guesses
+/// ahead of it counted, a burst of guesses in one batch would get past the throttle.)
+#[tokio::test]
+async fn a_batch_settles_a_students_guesses_in_order_even_when_the_index_knows_one() {
+    use rollcall::auth::revoked::RevokedSessions;
+    use rollcall::checkins::batch::{Attempt, Checkins, Outcome, Views};
+    use rollcall::checkins::codes::OpenCodes;
+    use rollcall::client::ClientInfo;
+    use rollcall::domain::code::Verdict;
+    use rollcall::metrics::Metrics;
+    use std::sync::Arc;
+    let app = spawn_app().await;
+    let (class, wrong) = class_with_wrong_code(&app, 1).await;
+    let student = &class.students[0];
+    for _ in 0..9 {
+        app.check_in(student, &wrong).await.problem(422, "invalid_code");
+    }
+    let code = app.current_code(&class).await;
+    let revoked = Arc::new(RevokedSessions::new());
+    revoked.reload(Vec::new());
+    let codes = Arc::new(OpenCodes::new());
+    let checkins =
+        Checkins::start(Views { pool: app.pool.clone(), revoked, codes, metrics: Arc::new(Metrics::new()) });
+    let attempt = |code: &str| Attempt {
+        student_id: student.id,
+        session_id: 1,
+        code: code.to_owned(),
+        client: ClientInfo::default(),
+        now: app.clock.now(),
+    };
+    // This test's runtime has one thread: both jobs are queued before the batch task runs,
+    // so they form one batch, in this order.
+    let (tenth, right) = tokio::join!(checkins.submit(attempt(&wrong)), checkins.submit(attempt(&code)));
+    assert!(matches!(tenth, Ok(Outcome::Rejected(Verdict::Invalid))), "the tenth failure");
+    assert!(matches!(right, Ok(Outcome::Throttled { retry_after_secs: 60 })), "throttled after it");
+    assert_eq!(attendance_rows(&app, class.lesson_id), 0);
+    // Alone in a batch, the same right code is settled by one statement and throttled too.
+    let alone = checkins.submit(attempt(&code)).await;
+    assert!(matches!(alone, Ok(Outcome::Throttled { .. })));
+}
+
+/// Failures recorded without a lockout (as an instance of the version before the lockout
+/// was stored left them, during a rolling upgrade) lock the student out of the one-statement
+/// path as soon as a full-path attempt finds them throttled.
+#[tokio::test]
+async fn a_throttled_attempt_writes_the_lockout_its_failures_imply() {
+    use rollcall::schema::users;
+    let app = spawn_app().await;
+    let (class, wrong) = class_with_wrong_code(&app, 1).await;
+    let student = &class.students[0];
+    for _ in 0..10 {
+        app.check_in(student, &wrong).await.problem(422, "invalid_code");
+    }
+    {
+        let mut conn = app.pool.get().unwrap();
+        diesel::update(users::table.find(student.id))
+            .set(users::checkin_throttled_until.eq(None::<chrono::DateTime<chrono::Utc>>))
+            .execute(&mut conn)
+            .unwrap();
+    }
+    app.check_in(student, &wrong).await.problem(429, "too_many_attempts");
+    let code = app.current_code(&class).await;
+    app.check_in(student, &code).await.problem(429, "too_many_attempts");
+    assert_eq!(attendance_rows(&app, class.lesson_id), 0);
+}

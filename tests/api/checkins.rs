@@ -1,4 +1,5 @@
 use crate::helpers::fixtures::Class;
+use crate::helpers::http::metric;
 use crate::helpers::{TestApp, settings, spawn_app, spawn_app_counting_queries, spawn_app_with};
 use diesel::prelude::*;
 use rollcall::clock::Clock;
@@ -577,11 +578,7 @@ async fn a_four_hour_window_takes_check_ins_until_its_last_second() {
 /// `rollcall_checkins_settled_total{path}`: attempts settled by one statement (`direct`) or
 /// after reading the students and their windows (`read`).
 async fn settled(app: &TestApp, path: &str) -> i64 {
-    let text = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    let series = format!("rollcall_checkins_settled_total{{path=\"{path}\"}} ");
-    text.lines()
-        .find_map(|line| line.strip_prefix(series.as_str()).map(|n| n.trim().parse().unwrap()))
-        .unwrap_or_else(|| panic!("no {series} in:\n{text}"))
+    metric(&app.metrics().await, &format!("rollcall_checkins_settled_total{{path=\"{path}\"}}")) as i64
 }
 
 /// Once this instance's code index knows the window, a right code costs one statement: the

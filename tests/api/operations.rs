@@ -1,21 +1,8 @@
 //! Metrics, request ids and CORS.
 
+use crate::helpers::http::metric;
 use crate::helpers::{settings, spawn_app, spawn_app_with};
 use serde_json::json;
-
-async fn metrics(app: &crate::helpers::TestApp) -> String {
-    let response = app.client.get(app.url("/metrics")).send().await.unwrap();
-    assert_eq!(response.status(), 200);
-    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
-    response.text().await.unwrap()
-}
-
-fn value(metrics: &str, series: &str) -> f64 {
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(series).and_then(|rest| rest.trim().parse().ok()))
-        .unwrap_or_else(|| panic!("no series {series} in:\n{metrics}"))
-}
 
 #[tokio::test]
 async fn metrics_count_requests_by_route_pattern_and_check_ins_by_result() {
@@ -32,9 +19,12 @@ async fn metrics_count_requests_by_route_pattern_and_check_ins_by_result() {
     }
     let _socket = app.watch(class.lesson_id, &class.teacher).await;
 
-    let text = metrics(&app).await;
+    let text = app.metrics().await;
     assert_eq!(
-        value(&text, r#"http_requests_total{method="GET",route="/api/v1/lessons/{lesson_id}",status="200"}"#),
+        metric(
+            &text,
+            r#"http_requests_total{method="GET",route="/api/v1/lessons/{lesson_id}",status="200"}"#
+        ),
         3.0
     );
     assert!(
@@ -42,20 +32,20 @@ async fn metrics_count_requests_by_route_pattern_and_check_ins_by_result() {
         "raw paths would explode cardinality"
     );
     assert_eq!(
-        value(
+        metric(
             &text,
             r#"http_request_duration_seconds_count{method="POST",route="/api/v1/checkins",status="422"}"#
         ),
         1.0
     );
     assert!(text.contains(r#"http_request_duration_seconds_bucket{method="POST",route="/api/v1/checkins",status="201",le="0.05"}"#));
-    assert_eq!(value(&text, r#"rollcall_checkins_total{result="accepted"}"#), 1.0);
-    assert_eq!(value(&text, r#"rollcall_checkins_total{result="repeated"}"#), 1.0);
-    assert_eq!(value(&text, r#"rollcall_checkins_total{result="invalid_code"}"#), 1.0);
-    assert_eq!(value(&text, r#"rollcall_checkins_total{result="throttled"}"#), 0.0);
-    assert_eq!(value(&text, "rollcall_websocket_connections"), 1.0);
-    assert_eq!(value(&text, "rollcall_live_lessons"), 1.0);
-    assert!(value(&text, r#"rollcall_db_pool_connections{state="idle"}"#) >= 1.0);
+    assert_eq!(metric(&text, r#"rollcall_checkins_total{result="accepted"}"#), 1.0);
+    assert_eq!(metric(&text, r#"rollcall_checkins_total{result="repeated"}"#), 1.0);
+    assert_eq!(metric(&text, r#"rollcall_checkins_total{result="invalid_code"}"#), 1.0);
+    assert_eq!(metric(&text, r#"rollcall_checkins_total{result="throttled"}"#), 0.0);
+    assert_eq!(metric(&text, "rollcall_websocket_connections"), 1.0);
+    assert_eq!(metric(&text, "rollcall_live_lessons"), 1.0);
+    assert!(metric(&text, r#"rollcall_db_pool_connections{state="idle"}"#) >= 1.0);
     assert!(text.contains(r#"rollcall_db_pool_connections{state="in_use"}"#));
 }
 

@@ -40,6 +40,14 @@ impl TestApp {
         format!("{}{}", self.address, path)
     }
 
+    /// `GET /metrics`: the Prometheus text (checked to be served as text).
+    pub async fn metrics(&self) -> String {
+        let response = self.client.get(self.url("/metrics")).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+        response.text().await.unwrap()
+    }
+
     pub async fn send(
         &self,
         method: Method,
@@ -103,4 +111,12 @@ pub async fn into_response(response: reqwest::Response) -> Response {
     let text = response.text().await.unwrap_or_default();
     let body = serde_json::from_str(&text).unwrap_or(Value::Null);
     Response { status, headers, body, text }
+}
+
+/// The value of one series (name and labels, as exposed) in a `/metrics` text.
+pub fn metric(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(series).and_then(|rest| rest.trim().parse().ok()))
+        .unwrap_or_else(|| panic!("no series {series} in:\n{metrics}"))
 }

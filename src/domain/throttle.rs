@@ -27,7 +27,7 @@ impl Throttle {
     /// `Some(retry_after_secs)` if `count` failures within the window, the oldest at
     /// `oldest`, lock out an attempt at `now`.
     pub fn retry_after(&self, count: i64, oldest: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Option<u64> {
-        (count >= self.max_failures).then(|| seconds_until(now, oldest.unwrap_or(now) + self.window))
+        self.lockout(count, oldest, now).map(|until| seconds_until(now, until))
     }
 
     /// Until when these failures lock out an attempt at `now`, if they do: until the oldest
@@ -35,8 +35,13 @@ impl Throttle {
     pub fn locked_until(&self, failures: &[DateTime<Utc>], now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let since = self.since(now);
         let recent = failures.iter().filter(|at| **at > since);
-        let oldest = recent.clone().min().copied();
-        (recent.count() as i64 >= self.max_failures).then(|| oldest.unwrap_or(now) + self.window)
+        self.lockout(recent.clone().count() as i64, recent.min().copied(), now)
+    }
+
+    /// The rule itself: `count` failures within the window, the oldest at `oldest`, lock
+    /// out until the oldest leaves it.
+    fn lockout(&self, count: i64, oldest: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        (count >= self.max_failures).then(|| oldest.unwrap_or(now) + self.window)
     }
 }
 

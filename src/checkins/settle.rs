@@ -206,15 +206,15 @@ fn settle_direct(
     latest: DateTime<Utc>,
     answers: &mut [Option<Result<Outcome, ApiError>>],
 ) -> QueryResult<()> {
-    let live: Vec<bool> = attempts.iter().map(|a| revoked.is_revoked(a.session_id) == Some(false)).collect();
-    let candidates: Vec<Vec<Arc<OpenWindow>>> = codes.candidates(
-        attempts.iter().zip(&live).map(|(a, live)| if *live { a.code.as_str() } else { "" }),
-        latest,
-    );
+    let candidates: Vec<Vec<Arc<OpenWindow>>> =
+        codes.candidates(attempts.iter().map(|a| a.code.as_str()), latest);
     let judged: Vec<Option<(&OpenWindow, RecordStatus, bool)>> = attempts
         .iter()
         .zip(&candidates)
         .map(|(a, found)| {
+            if revoked.is_revoked(a.session_id) != Some(false) {
+                return None;
+            }
             let windows: Vec<&OpenWindow> = found.iter().map(Arc::as_ref).collect();
             match judge(a, &windows) {
                 Decision::Accept { open, status, stale } => Some((open, status, stale)),
@@ -242,10 +242,7 @@ fn settle_direct(
     if new.is_empty() {
         return Ok(());
     }
-    let stored: HashMap<(i64, i64), TitledRecord> = records::insert_confirmed_checkins(conn, &new)?
-        .into_iter()
-        .map(|row| ((row.record.lesson_id, row.record.student_id), row))
-        .collect();
+    let stored = by_key(records::insert_confirmed_checkins(conn, &new)?);
     for ((a, accepted), answer) in attempts.iter().zip(accepted).zip(answers) {
         if let Some((open, first)) = accepted
             && let Some(record) = stored.get(&(open.window.lesson_id, a.student_id))
@@ -255,6 +252,11 @@ fn settle_direct(
         }
     }
     Ok(())
+}
+
+/// Records by their (lesson, student) key.
+fn by_key(records: Vec<TitledRecord>) -> HashMap<(i64, i64), TitledRecord> {
+    records.into_iter().map(|row| ((row.record.lesson_id, row.record.student_id), row)).collect()
 }
 
 /// The record an accepted attempt makes.
@@ -405,14 +407,14 @@ fn decide_and_store(
             Decision::Unknown | Decision::Revoked => judged,
             _ => throttle(a, failures.get(&a.student_id).map_or(&[], Vec::as_slice)).unwrap_or(judged),
         };
-        if matches!(decision, Decision::Rejected(_) | Decision::Throttled { .. }) {
-            let recorded = failures.entry(a.student_id).or_default();
-            if matches!(decision, Decision::Rejected(_)) {
-                recorded.push(a.now);
-            }
-            if let Some(until) = CHECKIN.locked_until(recorded, a.now) {
-                lockouts.insert(a.student_id, until);
-            }
+        if matches!(decision, Decision::Rejected(_)) {
+            failures.entry(a.student_id).or_default().push(a.now);
+        }
+        if matches!(decision, Decision::Rejected(_) | Decision::Throttled { .. })
+            && let Some(until) =
+                CHECKIN.locked_until(failures.get(&a.student_id).map_or(&[], Vec::as_slice), a.now)
+        {
+            lockouts.insert(a.student_id, until);
         }
         decisions.push(decision);
     }
@@ -441,18 +443,13 @@ fn decide_and_store(
         })
         .collect();
     // Inserted and announced to the dashboards in one statement.
-    let inserted: HashMap<(i64, i64), TitledRecord> = records::insert_checkins(conn, &new)?
-        .into_iter()
-        .map(|row| ((row.record.lesson_id, row.record.student_id), row))
-        .collect();
+    let inserted = by_key(records::insert_checkins(conn, &new)?);
     let repeats: Vec<(i64, i64)> =
         new.iter().map(|n| (n.lesson_id, n.student_id)).filter(|key| !inserted.contains_key(key)).collect();
     // A new statement, so it sees the records of the batches this insert waited for.
     let existing: Result<HashMap<(i64, i64), TitledRecord>, ApiError> =
         match records::find_many(conn, &repeats) {
-            Ok(rows) => {
-                Ok(rows.into_iter().map(|row| ((row.record.lesson_id, row.record.student_id), row)).collect())
-            }
+            Ok(rows) => Ok(by_key(rows)),
             // The insert has committed: only the repeats fail.
             Err(err) if alone == Alone::Yes => Err(ApiError::from(err)),
             // In a transaction, the whole batch fails and nothing of it is stored.

@@ -142,6 +142,8 @@ impl Index {
             if step == entry.step {
                 continue;
             }
+            // The code of the step that was current, if it is the previous one now.
+            let kept = entry.step.filter(|s| step == Some(s + 1)).and(entry.codes.last().cloned());
             for code in entry.codes.drain(..) {
                 if let Some(list) = by_code.get_mut(&code) {
                     list.retain(|&j| j != i);
@@ -153,7 +155,8 @@ impl Index {
             entry.step = step;
             if let Some(step) = step {
                 let schedule = window.schedule();
-                entry.codes = (step.saturating_sub(1).max(0)..=step).map(|s| schedule.code(s)).collect();
+                let previous = (step > 0).then(|| kept.unwrap_or_else(|| schedule.code(step - 1)));
+                entry.codes = previous.into_iter().chain([schedule.code(step)]).collect();
                 entry.codes.dedup();
                 for code in &entry.codes {
                     by_code.entry(code.clone()).or_default().push(i);

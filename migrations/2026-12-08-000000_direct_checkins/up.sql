@@ -4,7 +4,7 @@ CREATE INDEX checkin_windows_open_idx ON checkin_windows (opened_at) WHERE close
 
 -- Until when a student is locked out by the wrong-code throttle: written with the failure
 -- that reaches the limit (in the transaction that records it, under the student's throttle
--- lock), and read by the insert of a check-in settled by one statement, which joins the
+-- lock) and by an attempt found throttled, and read by the insert of a check-in settled by one statement, which joins the
 -- student's row anyway. The failures themselves stay in checkin_failures, which the full
 -- path counts; a cached plan of a statement reading that table, small between bursts of
 -- wrong codes and large during one, would keep scanning all of it.

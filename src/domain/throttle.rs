@@ -40,7 +40,12 @@ impl Throttle {
 
     /// The rule itself: `count` failures within the window, the oldest at `oldest`, lock
     /// out until the oldest leaves it.
-    fn lockout(&self, count: i64, oldest: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    fn lockout(
+        &self,
+        count: i64,
+        oldest: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
         (count >= self.max_failures).then(|| oldest.unwrap_or(now) + self.window)
     }
 }

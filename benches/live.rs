@@ -42,9 +42,8 @@ struct Observed {
     /// Per code frame, after the step boundary (`valid_from`): when it reached the dashboard's
     /// socket (the server sent it), when the load generator read it, and when the server made
     /// it (`server_time`).
-    code_arrivals: Mutex<Vec<Duration>>,
-    /// The same arrivals by step boundary (Unix seconds).
-    arrivals_by_boundary: Mutex<std::collections::BTreeMap<i64, Vec<Duration>>>,
+    /// (The arrivals by step boundary, in Unix seconds.)
+    code_arrivals: Mutex<std::collections::BTreeMap<i64, Vec<Duration>>>,
     code_reads: Mutex<Vec<Duration>>,
     code_made: Mutex<Vec<Duration>>,
     /// When the check-in event reached the dashboard's socket, after the check-in's
@@ -63,8 +62,13 @@ struct Observed {
     closed: AtomicUsize,
 }
 
-fn since(then: Option<&str>, now: DateTime<Utc>) -> Option<Duration> {
-    let then: DateTime<Utc> = then?.parse().ok()?;
+/// A time a message carries.
+fn time(at: Option<&str>) -> Option<DateTime<Utc>> {
+    at?.parse().ok()
+}
+
+/// How long after `then` came `now`.
+fn since(then: DateTime<Utc>, now: DateTime<Utc>) -> Option<Duration> {
     (now - then).to_std().ok()
 }
 
@@ -242,13 +246,14 @@ fn main() {
         println!("check-ins sent at {rate}/s: {sent:?}");
         let dropped = observed.closed.load(Ordering::SeqCst);
         println!("connections dropped during the run: {}", dropped.saturating_sub(connections - connected));
-        let arrivals = observed.code_arrivals.lock().unwrap().clone();
+        let by_boundary = observed.code_arrivals.lock().unwrap().clone();
+        let arrivals: Vec<Duration> = by_boundary.values().flatten().copied().collect();
         let per_connection = arrivals.len() as f64 / connected.max(1) as f64;
         println!(
             "{} ({per_connection:.1} step boundaries per connection)",
             summary("code frames sent after the step boundary (at the dashboard's socket)", arrivals)
         );
-        for (boundary, arrivals) in observed.arrivals_by_boundary.lock().unwrap().iter() {
+        for (boundary, arrivals) in &by_boundary {
             let at = DateTime::from_timestamp(*boundary, 0).unwrap_or_default().format("%H:%M:%S");
             println!("    {}", summary(&format!("boundary {at}"), arrivals.clone()));
         }
@@ -266,45 +271,41 @@ fn observe(observed: &Observed, keeps_code: bool, opens_at: Option<DateTime<Utc>
     // Only the fields read here, borrowed: the load generator shares the two cores with the
     // server, so it should spend as little as it can per frame.
     let Ok(message) = serde_json::from_str::<Incoming<'_>>(text) else { return };
-    let push = |into: &Mutex<Vec<Duration>>, from: Option<&str>, to: DateTime<Utc>| {
-        if let Some(delay) = since(from, to) {
-            into.lock().unwrap().push(delay);
-        }
-    };
-    let opening = |at: Option<&str>| at.and_then(|at| at.parse::<DateTime<Utc>>().ok()) == opens_at;
+    let push = |into: &Mutex<Vec<Duration>>, delay: Option<Duration>| into.lock().unwrap().extend(delay);
     match message.kind {
-        "state" if opens_at.is_some() && opening(message.checkin.and_then(|c| c.opened_at)) => {
-            push(&observed.opening_states, message.checkin.and_then(|c| c.opened_at), at.read);
+        "state" => {
+            if let Some(opened) =
+                time(message.checkin.and_then(|c| c.opened_at)).filter(|o| Some(*o) == opens_at)
+            {
+                push(&observed.opening_states, since(opened, at.read));
+            }
         }
         "code" => {
             if let (true, Some(code), Some(lesson)) = (keeps_code, message.code, message.lesson_id) {
                 observed.codes.lock().unwrap().insert(lesson, code.to_owned());
             }
-            if opens_at.is_some() && opening(message.valid_from) {
-                push(&observed.opening_arrivals, message.valid_from, at.arrived);
-                push(&observed.opening_codes, message.valid_from, at.read);
+            let Some(boundary) = time(message.valid_from) else { return };
+            if Some(boundary) == opens_at {
+                push(&observed.opening_arrivals, since(boundary, at.arrived));
+                push(&observed.opening_codes, since(boundary, at.read));
             } else if observed.measuring.load(Ordering::SeqCst) {
-                push(&observed.code_arrivals, message.valid_from, at.arrived);
-                if let (Some(from), Some(delay)) = (
-                    message.valid_from.and_then(|v| v.parse::<DateTime<Utc>>().ok()),
-                    since(message.valid_from, at.arrived),
-                ) {
+                if let Some(delay) = since(boundary, at.arrived) {
                     observed
-                        .arrivals_by_boundary
+                        .code_arrivals
                         .lock()
                         .unwrap()
-                        .entry(from.timestamp())
+                        .entry(boundary.timestamp())
                         .or_default()
                         .push(delay);
                 }
-                push(&observed.code_reads, message.valid_from, at.read);
-                if let Some(made) = message.server_time.and_then(|t| t.parse::<DateTime<Utc>>().ok()) {
-                    push(&observed.code_made, message.valid_from, made);
-                }
+                push(&observed.code_reads, since(boundary, at.read));
+                push(&observed.code_made, time(message.server_time).and_then(|made| since(boundary, made)));
             }
         }
         "checkin" if observed.measuring.load(Ordering::SeqCst) => {
-            push(&observed.checkin_delays, message.record.and_then(|r| r.checked_in_at), at.arrived);
+            if let Some(checked_in) = time(message.record.and_then(|r| r.checked_in_at)) {
+                push(&observed.checkin_delays, since(checked_in, at.arrived));
+            }
         }
         _ => {}
     }

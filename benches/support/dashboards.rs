@@ -6,8 +6,8 @@
 //! all of them with level-triggered epoll and reads each ready socket once: one `read` per
 //! frame, where a tokio task per connection (tokio-tungstenite) woke a task, read until the
 //! socket said "would block" (two reads per frame), and copied each frame into a message.
-//! Server frames are unmasked and unfragmented; the reader answers pings, as a browser does,
-//! so the server's heartbeat keeps the connections.
+//! Frames are parsed by tungstenite's `FrameHeader`; the server's are unfragmented. The
+//! reader answers pings, as a browser does, so the server's heartbeat keeps the connections.
 //!
 //! Each message comes with two times: when the reader read it, and when it reached the
 //! dashboard's socket (the kernel's receive timestamp, `SO_TIMESTAMPNS`). On loopback the
@@ -19,7 +19,7 @@
 //! to read promptly, and it should not take the cores from the server during a burst, as
 //! remote browsers would not. It reads in the gaps, and whenever the server is idle.
 
-use std::io::{self, IoSliceMut, Write};
+use std::io::{self, Cursor, IoSliceMut, Write};
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 use std::sync::mpsc;
@@ -29,6 +29,8 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg, setsockopt, sockopt};
 use nix::sys::time::TimeSpec;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Control, Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::{Frame, FrameHeader};
 
 /// Opens a dashboard: connects to `host` (`host:port`), upgrades `path` to a WebSocket as
 /// `token`'s bearer, and returns the socket (non-blocking) with whatever the server sent
@@ -181,43 +183,44 @@ fn receive(
 /// server closed the connection or broke the protocol.
 fn take_frames<T>(
     dashboard: &mut Dashboard<T>,
-    mut data: &[u8],
+    data: &[u8],
     now: Received,
     on_text: &mut impl FnMut(&T, &str, Received),
 ) -> bool {
-    while let Some((head, length)) = frame_header(data) {
-        if data.len() < head + length {
+    let mut frames = Cursor::new(data);
+    loop {
+        let start = frames.position() as usize;
+        let (header, length) = match FrameHeader::parse(&mut frames) {
+            Ok(Some(parsed)) => parsed,
+            Ok(None) => break,
+            Err(_) => return false,
+        };
+        let payload = frames.position() as usize..frames.position() as usize + length as usize;
+        let Some(payload) = data.get(payload) else {
+            frames.set_position(start as u64);
             break;
-        }
-        let (fin, opcode) = (data[0] & 0x80 != 0, data[0] & 0x0f);
-        let payload = &data[head..head + length];
-        data = &data[head + length..];
-        match opcode {
+        };
+        frames.set_position(frames.position() + length);
+        match header.opcode {
             // The server sends every message in one frame.
-            _ if !fin => return false,
-            0x1 => match std::str::from_utf8(payload) {
+            _ if !header.is_final => return false,
+            OpCode::Data(Data::Text) => match std::str::from_utf8(payload) {
                 Ok(text) => on_text(&dashboard.tag, text, now),
                 Err(_) => return false,
             },
-            0x8 => return false,
-            0x9 => {
+            OpCode::Control(Control::Close) => return false,
+            OpCode::Control(Control::Ping) => {
+                let mut pong = Frame::pong(payload.to_vec());
                 // A client's frame is masked; a zero mask leaves the payload as it is.
-                let mut pong = vec![0x8a, 0x80 | payload.len() as u8, 0, 0, 0, 0];
-                pong.extend_from_slice(payload);
-                let _ = (&dashboard.stream).write_all(&pong);
+                pong.header_mut().mask = Some([0; 4]);
+                let mut bytes = Vec::with_capacity(pong.len());
+                if pong.format(&mut bytes).is_ok() {
+                    let _ = (&dashboard.stream).write_all(&bytes);
+                }
             }
             _ => {}
         }
     }
-    dashboard.received.extend_from_slice(data);
+    dashboard.received.extend_from_slice(&data[frames.position() as usize..]);
     true
-}
-
-/// The length of a server frame's header and of its payload, once enough of it is here.
-fn frame_header(data: &[u8]) -> Option<(usize, usize)> {
-    match *data.get(1)? & 0x7f {
-        126 => Some((4, u16::from_be_bytes(data.get(2..4)?.try_into().ok()?) as usize)),
-        127 => Some((10, u64::from_be_bytes(data.get(2..10)?.try_into().ok()?) as usize)),
-        length => Some((2, length as usize)),
-    }
 }

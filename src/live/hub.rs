@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytestring::ByteString;
-use tokio::sync::{broadcast, mpsc, watch};
+use chrono::{DateTime, Utc};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::lesson_task::LessonTask;
@@ -18,7 +19,7 @@ use crate::auth::revoked::RevokedSessions;
 use crate::checkins::codes::OpenCodes;
 use crate::clock::SharedClock;
 use crate::db::DbPool;
-use crate::domain::window::CheckinLink;
+use crate::domain::window::{CheckinLink, Window};
 use crate::error::ApiError;
 use crate::events::Event;
 
@@ -93,14 +94,21 @@ impl Hub {
     }
 
     /// Subscribes to a lesson's messages, starting its task if it is the first subscriber.
+    /// The first subscriber then owes the task its snapshot's window: see
+    /// [`Subscription::seed`].
     pub fn subscribe(&self, lesson_id: i64) -> Subscription {
         let mut lessons = self.lessons();
-        let lesson = lessons.entry(lesson_id).or_insert_with(|| self.start(lesson_id));
+        let mut seed = None;
+        let lesson = lessons.entry(lesson_id).or_insert_with(|| {
+            let (sender, receiver) = oneshot::channel();
+            seed = Some(sender);
+            self.start(lesson_id, receiver)
+        });
         lesson.subscribers += 1;
-        Subscription { hub: self.clone(), lesson_id, messages: lesson.messages.subscribe() }
+        Subscription { hub: self.clone(), lesson_id, messages: lesson.messages.subscribe(), seed }
     }
 
-    fn start(&self, lesson_id: i64) -> LiveLesson {
+    fn start(&self, lesson_id: i64, seed: oneshot::Receiver<Seed>) -> LiveLesson {
         let (messages, _) = broadcast::channel(CHANNEL_CAPACITY);
         let (commands, receiver) = mpsc::unbounded_channel();
         let task = LessonTask::new(
@@ -111,9 +119,7 @@ impl Hub {
             self.inner.clock.clone(),
             self.inner.link.clone(),
         );
-        // The first subscriber gets the current code from its own snapshot, taken now.
-        let started = self.inner.clock.now();
-        LiveLesson { messages, commands, subscribers: 0, task: tokio::spawn(task.run(started)) }
+        LiveLesson { messages, commands, subscribers: 0, task: tokio::spawn(task.run(seed)) }
     }
 
     fn unsubscribe(&self, lesson_id: i64) {
@@ -227,11 +233,35 @@ impl Hub {
     }
 }
 
+/// What the first subscriber's snapshot showed: the lesson's latest window, read at that
+/// instant. The lesson's task starts from it, so it announces every change made after that
+/// snapshot, and only those.
+pub(super) struct Seed {
+    pub window: Option<Window>,
+    pub at: DateTime<Utc>,
+}
+
 /// A lesson's messages for one connection; unsubscribes when dropped.
 pub struct Subscription {
     hub: Hub,
     lesson_id: i64,
     pub messages: broadcast::Receiver<ByteString>,
+    /// For the subscriber that started the lesson's task: where to hand its snapshot.
+    seed: Option<oneshot::Sender<Seed>>,
+}
+
+impl Subscription {
+    /// Tells the lesson's task what this subscriber's snapshot showed (`window`, read at
+    /// `at`), if this subscriber started the task; a no-op for the others. Until then the
+    /// task holds the events it hears. Were the task to read the window itself instead, a
+    /// change committed between the snapshot and that read would be in neither the
+    /// snapshot nor any message. A subscription dropped unseeded lets the task read the
+    /// window itself.
+    pub fn seed(&mut self, window: Option<Window>, at: DateTime<Utc>) {
+        if let Some(seed) = self.seed.take() {
+            let _ = seed.send(Seed { window, at });
+        }
+    }
 }
 
 impl Drop for Subscription {

@@ -6,9 +6,9 @@ use std::collections::BTreeSet;
 
 use bytestring::ByteString;
 use chrono::{DateTime, Utc};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
-use super::hub::Command;
+use super::hub::{Command, Seed};
 use super::messages::ServerMessage;
 use crate::attendance::{LessonAttendance, lesson_attendance};
 use crate::clock::SharedClock;
@@ -41,8 +41,14 @@ impl LessonTask {
         Self { lesson_id, messages, commands, pool, clock, announced: None, link }
     }
 
-    pub(super) async fn run(mut self, started: DateTime<Utc>) {
-        let mut window = self.load_window().await.unwrap_or_default();
+    /// Runs until the last subscriber leaves (the hub aborts it), starting from what the
+    /// first subscriber's snapshot showed.
+    pub(super) async fn run(mut self, seed: oneshot::Receiver<Seed>) {
+        let (mut window, started) = match seed.await {
+            Ok(Seed { window, at }) => (window, at),
+            // The first subscriber left without a snapshot; anyone still here read their own.
+            Err(_) => (self.load_window().await.unwrap_or_default(), self.clock.now()),
+        };
         self.announced =
             window.as_ref().filter(|w| w.is_open(started)).map(|w| (w.id, w.schedule().step_at(started)));
         loop {
@@ -111,8 +117,8 @@ impl LessonTask {
         {
             *window = loaded;
         }
-        // An event can arrive after this task already loaded the window it announces (it was
-        // committed just before the first dashboard connected): nothing changed, say nothing.
+        // An event can announce a window the subscribers' snapshot already showed (it was
+        // committed just before the first dashboard read it): nothing changed, say nothing.
         let window_changed = window_changed && window.as_ref().map(|w| (w.id, w.closed_at)) != before;
         let now = self.clock.now();
         if resync || !students.is_empty() {

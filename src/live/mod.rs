@@ -153,15 +153,16 @@ pub async fn live_checkin(
     let (response, session, stream) = actix_ws::handle(&req, body).map_err(|_| ApiError::UpgradeRequired)?;
 
     // Subscribe before reading the snapshot, so nothing that happens in between is missed.
-    let subscription = hub.subscribe(lesson_id);
+    let mut subscription = hub.subscribe(lesson_id);
     let now = clock.now();
     let (snapshot, window) =
         db::run(&pool, move |conn| Ok::<_, ApiError>(lesson_attendance(conn, course_id, lesson_id, now)?))
             .await?;
     let mut initial = vec![ServerMessage::Snapshot(snapshot)];
-    if let Some(open) = window.filter(|w| w.is_open(now)) {
-        initial.push(ServerMessage::Code(CodeFrame::current(&open, now, hub.link())));
+    if let Some(open) = window.as_ref().filter(|w| w.is_open(now)) {
+        initial.push(ServerMessage::Code(CodeFrame::current(open, now, hub.link())));
     }
+    subscription.seed(window, now);
     tracing::info!(lesson_id, user_id = user.id, "dashboard connected");
     let connection = Connection {
         session,

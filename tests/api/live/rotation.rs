@@ -66,7 +66,8 @@ async fn a_lesson_task_that_starts_late_catches_up_on_the_code_at_once() {
     let app = spawn_app().await;
     let class = app.class("c", 0).await;
     app.open_checkin(&class, json!({"rotation_seconds": 10})).await;
-    // Keep the lesson's window unreadable, so its live task is stuck in its first read.
+    // Keep the lesson's window unreadable, so the dashboard's snapshot is stuck in its read,
+    // and with it the lesson's task, which starts from what that snapshot shows.
     let mut blocker = app.pool.get().unwrap();
     blocker.batch_execute("BEGIN; LOCK TABLE checkin_windows IN ACCESS EXCLUSIVE MODE").unwrap();
     let watching = {

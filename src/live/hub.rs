@@ -234,8 +234,10 @@ impl Hub {
 }
 
 /// What the first subscriber's snapshot showed: the lesson's latest window, read at that
-/// instant. The lesson's task starts from it, so it announces every change made after that
-/// snapshot, and only those.
+/// instant. The lesson's task starts from it, so every change committed after that snapshot
+/// is announced, and one the snapshot already showed is not announced again (unless other
+/// dashboards subscribed meanwhile, which may have read older snapshots: then the task states
+/// the window once as it starts).
 pub(super) struct Seed {
     pub window: Option<Window>,
     pub at: DateTime<Utc>,
@@ -256,7 +258,7 @@ impl Subscription {
     /// task holds the events it hears. Were the task to read the window itself instead, a
     /// change committed between the snapshot and that read would be in neither the
     /// snapshot nor any message. A subscription dropped unseeded lets the task read the
-    /// window itself.
+    /// window itself, and state it to whoever else is subscribed.
     pub fn seed(&mut self, window: Option<Window>, at: DateTime<Utc>) {
         if let Some(seed) = self.seed.take() {
             let _ = seed.send(Seed { window, at });

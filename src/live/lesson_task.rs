@@ -3,10 +3,12 @@
 //! and turns change events into messages.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use bytestring::ByteString;
 use chrono::{DateTime, Utc};
 use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::time::Instant;
 
 use super::hub::{Command, Seed};
 use super::messages::ServerMessage;
@@ -17,6 +19,9 @@ use crate::domain::window::{CheckinLink, CheckinState, CodeFrame, Window};
 use crate::error::ApiError;
 use crate::lessons::queries as lessons;
 
+/// How long after a failed database read the subscribers are sent everything again.
+const RESYNC_RETRY: Duration = Duration::from_secs(1);
+
 /// The one task per live lesson.
 pub(super) struct LessonTask {
     lesson_id: i64,
@@ -24,8 +29,12 @@ pub(super) struct LessonTask {
     commands: mpsc::UnboundedReceiver<Command>,
     pool: DbPool,
     clock: SharedClock,
-    /// The (window, step) whose code subscribers were last given.
+    /// The (window, step) whose code subscribers were last given; `None` once they were told
+    /// the window is not open.
     announced: Option<(i64, i64)>,
+    /// A database read failed, so subscribers may have missed something: everything is sent
+    /// again at this instant (`RESYNC_RETRY` after the failure), however busy the task is.
+    resync_at: Option<Instant>,
     link: Option<CheckinLink>,
 }
 
@@ -38,28 +47,55 @@ impl LessonTask {
         clock: SharedClock,
         link: Option<CheckinLink>,
     ) -> Self {
-        Self { lesson_id, messages, commands, pool, clock, announced: None, link }
+        Self { lesson_id, messages, commands, pool, clock, announced: None, resync_at: None, link }
     }
 
     /// Runs until the last subscriber leaves (the hub aborts it), starting from what the
     /// first subscriber's snapshot showed.
     pub(super) async fn run(mut self, seed: oneshot::Receiver<Seed>) {
-        let (mut window, started) = match seed.await {
-            Ok(Seed { window, at }) => (window, at),
-            // The first subscriber left without a snapshot; anyone still here read their own.
-            Err(_) => (self.load_window().await.unwrap_or_default(), self.clock.now()),
+        let (mut window, shown_to_all) = match seed.await {
+            Ok(Seed { window, at }) => {
+                self.announced =
+                    window.as_ref().filter(|w| w.is_open(at)).map(|w| (w.id, w.schedule().step_at(at)));
+                // A dashboard that subscribed while this task waited may have read its
+                // snapshot before the seed's, and so an older window.
+                (window, self.messages.receiver_count() <= 1)
+            }
+            // The first subscriber left without a snapshot; anyone else here read their own,
+            // perhaps before this read.
+            Err(_) => {
+                let loaded = self.load_window().await;
+                if loaded.is_none() {
+                    self.resync_later();
+                }
+                (loaded.flatten(), false)
+            }
         };
-        self.announced =
-            window.as_ref().filter(|w| w.is_open(started)).map(|w| (w.id, w.schedule().step_at(started)));
+        // Unless the read failed: then the resync says it all, soon.
+        if !shown_to_all && self.resync_at.is_none() {
+            // Said once, every subscriber's view is this task's: from here on every change
+            // to it is announced, whatever each snapshot showed.
+            self.tell_state(window.as_ref(), self.clock.now());
+        }
         loop {
             let clock = self.clock.clone();
             let now = clock.now();
-            // Catch up if a boundary passed while this task was busy or starting (a slow
-            // database read, say): subscribers must never be left showing an old code.
-            if let Some(open) = window.as_ref().filter(|w| w.is_open(now))
-                && self.announced != Some((open.id, open.schedule().step_at(now)))
-            {
-                self.announce(open, now);
+            match window.as_ref().filter(|w| w.is_open(now)) {
+                // At a step boundary, the planned opening, or catching up on one that passed
+                // while this task was busy or starting (a slow database read, say):
+                // subscribers must never be left showing an old code.
+                Some(open) => {
+                    if self.announced != Some((open.id, open.schedule().step_at(now))) {
+                        self.announce(open, now);
+                    }
+                }
+                // At the close, or after one that passed meanwhile: subscribers were given a
+                // code, so they are told it no longer works.
+                None => {
+                    if self.announced.is_some() {
+                        self.send_state(window.as_ref(), now);
+                    }
+                }
             }
             // While open, wake at the next step boundary (or the close, if sooner); before an
             // automatic window opens, wake when it does.
@@ -71,15 +107,11 @@ impl LessonTask {
                 }
             });
             tokio::select! {
-                () = sleep_until(&clock, wake_at) => {
-                    let now = clock.now();
-                    if let Some(window) = &window {
-                        if window.is_open(now) {
-                            self.announce(window, now);
-                        } else {
-                            self.send_state(Some(window), now);
-                        }
-                    }
+                () = sleep_until(&clock, wake_at) => {}
+                () = pause_until(self.resync_at) => {
+                    // A failure from here on sets a new instant.
+                    self.resync_at = None;
+                    self.handle(vec![Command::Resync], &mut window).await;
                 }
                 command = self.commands.recv() => {
                     let Some(command) = command else { return };
@@ -93,7 +125,9 @@ impl LessonTask {
         }
     }
 
-    /// Handles a batch of commands with as few database round trips as possible.
+    /// Handles a batch of commands with as few database round trips as possible. A read that
+    /// fails leaves the subscribers possibly behind, so everything is sent again a little
+    /// later (a `Resync`) instead.
     async fn handle(&mut self, commands: Vec<Command>, window: &mut Option<Window>) {
         tracing::debug!(
             lesson_id = self.lesson_id,
@@ -112,18 +146,20 @@ impl LessonTask {
             }
         }
         let before = window.as_ref().map(|w| (w.id, w.closed_at));
-        if (window_changed || resync)
-            && let Some(loaded) = self.load_window().await
-        {
-            *window = loaded;
+        if window_changed || resync {
+            match self.load_window().await {
+                Some(loaded) => *window = loaded,
+                None => return self.resync_later(),
+            }
         }
-        // An event can announce a window the subscribers' snapshot already showed (it was
-        // committed just before the first dashboard read it): nothing changed, say nothing.
+        // An event can announce a window the subscribers were already shown (it was
+        // committed just before the first dashboard read its snapshot): say nothing.
         let window_changed = window_changed && window.as_ref().map(|w| (w.id, w.closed_at)) != before;
         let now = self.clock.now();
         if resync || !students.is_empty() {
-            let Some(results) = self.load_results(now).await else { return };
+            let Some(results) = self.load_results(now).await else { return self.resync_later() };
             if resync {
+                self.resync_at = None;
                 self.send(&ServerMessage::Snapshot(results.clone()));
             } else {
                 for record in results.records.iter().filter(|r| students.contains(&r.student.id)) {
@@ -136,11 +172,14 @@ impl LessonTask {
             }
         }
         if window_changed || resync {
-            self.send_state(window.as_ref(), now);
-            if let Some(open) = window.as_ref().filter(|w| w.is_open(now)) {
-                self.send_code(open, now);
-            }
+            self.tell_state(window.as_ref(), now);
         }
+    }
+
+    /// Marks that subscribers may be behind: a fresh snapshot and state go out
+    /// `RESYNC_RETRY` from now, or sooner if a resync is already due.
+    fn resync_later(&mut self) {
+        self.resync_at.get_or_insert_with(|| Instant::now() + RESYNC_RETRY);
     }
 
     fn send(&self, message: &ServerMessage) {
@@ -163,7 +202,18 @@ impl LessonTask {
         self.send(&ServerMessage::Code(frame));
     }
 
-    fn send_state(&self, window: Option<&Window>, now: DateTime<Utc>) {
+    /// The state, and the current code if the window is open.
+    fn tell_state(&mut self, window: Option<&Window>, now: DateTime<Utc>) {
+        self.send_state(window, now);
+        if let Some(open) = window.filter(|w| w.is_open(now)) {
+            self.send_code(open, now);
+        }
+    }
+
+    fn send_state(&mut self, window: Option<&Window>, now: DateTime<Utc>) {
+        if !window.is_some_and(|w| w.is_open(now)) {
+            self.announced = None;
+        }
         self.send(&ServerMessage::State {
             lesson_id: self.lesson_id,
             checkin: CheckinState::of(window, now),
@@ -194,6 +244,14 @@ impl LessonTask {
         loaded
             .map_err(|err| tracing::warn!(lesson_id, error = %err, "live lesson could not load its results"))
             .ok()
+    }
+}
+
+/// Waits until `deadline`, or forever without one.
+async fn pause_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -235,12 +235,13 @@ impl Hub {
 
 /// What the first subscriber's snapshot showed: the lesson's latest window, read at that
 /// instant. The lesson's task starts from it, so every change committed after that snapshot
-/// is announced, and one the snapshot already showed is not announced again (unless other
-/// dashboards subscribed meanwhile, which may have read older snapshots: then the task states
-/// the window once as it starts).
+/// is announced, and one the snapshot already showed is not announced again, unless the
+/// subscriber was not `alone`: others that subscribed before it seeded may have read older
+/// snapshots, so the task states the window once as it starts.
 pub(super) struct Seed {
     pub window: Option<Window>,
     pub at: DateTime<Utc>,
+    pub alone: bool,
 }
 
 /// A lesson's messages for one connection; unsubscribes when dropped.
@@ -261,7 +262,10 @@ impl Subscription {
     /// window itself, and state it to whoever else is subscribed.
     pub fn seed(&mut self, window: Option<Window>, at: DateTime<Utc>) {
         if let Some(seed) = self.seed.take() {
-            let _ = seed.send(Seed { window, at });
+            // Counted now, under the hub's lock: one who leaves before the task reads the
+            // seed does not make the others' older snapshots current.
+            let alone = self.hub.lessons().get(&self.lesson_id).is_none_or(|lesson| lesson.subscribers == 1);
+            let _ = seed.send(Seed { window, at, alone });
         }
     }
 }

@@ -33,7 +33,8 @@ pub(super) struct LessonTask {
     /// the window is not open.
     announced: Option<(i64, i64)>,
     /// A database read failed, so subscribers may have missed something: everything is sent
-    /// again at this instant (`RESYNC_RETRY` after the failure), however busy the task is.
+    /// again at this instant (`RESYNC_RETRY` after the failure), fixed so that a stream of
+    /// events cannot postpone it.
     resync_at: Option<Instant>,
     link: Option<CheckinLink>,
 }
@@ -54,22 +55,14 @@ impl LessonTask {
     /// first subscriber's snapshot showed.
     pub(super) async fn run(mut self, seed: oneshot::Receiver<Seed>) {
         let (mut window, shown_to_all) = match seed.await {
-            Ok(Seed { window, at }) => {
+            Ok(Seed { window, at, alone }) => {
                 self.announced =
                     window.as_ref().filter(|w| w.is_open(at)).map(|w| (w.id, w.schedule().step_at(at)));
-                // A dashboard that subscribed while this task waited may have read its
-                // snapshot before the seed's, and so an older window.
-                (window, self.messages.receiver_count() <= 1)
+                (window, alone)
             }
             // The first subscriber left without a snapshot; anyone else here read their own,
             // perhaps before this read.
-            Err(_) => {
-                let loaded = self.load_window().await;
-                if loaded.is_none() {
-                    self.resync_later();
-                }
-                (loaded.flatten(), false)
-            }
+            Err(_) => (self.load_window().await.flatten(), false),
         };
         // Unless the read failed: then the resync says it all, soon.
         if !shown_to_all && self.resync_at.is_none() {
@@ -127,7 +120,7 @@ impl LessonTask {
 
     /// Handles a batch of commands with as few database round trips as possible. A read that
     /// fails leaves the subscribers possibly behind, so everything is sent again a little
-    /// later (a `Resync`) instead.
+    /// later (a `Resync`) instead (see `settle`).
     async fn handle(&mut self, commands: Vec<Command>, window: &mut Option<Window>) {
         tracing::debug!(
             lesson_id = self.lesson_id,
@@ -149,7 +142,7 @@ impl LessonTask {
         if window_changed || resync {
             match self.load_window().await {
                 Some(loaded) => *window = loaded,
-                None => return self.resync_later(),
+                None => return,
             }
         }
         // An event can announce a window the subscribers were already shown (it was
@@ -157,7 +150,7 @@ impl LessonTask {
         let window_changed = window_changed && window.as_ref().map(|w| (w.id, w.closed_at)) != before;
         let now = self.clock.now();
         if resync || !students.is_empty() {
-            let Some(results) = self.load_results(now).await else { return self.resync_later() };
+            let Some(results) = self.load_results(now).await else { return };
             if resync {
                 self.resync_at = None;
                 self.send(&ServerMessage::Snapshot(results.clone()));
@@ -220,30 +213,39 @@ impl LessonTask {
         });
     }
 
-    /// The lesson's latest window; `None` if the database could not be asked.
-    async fn load_window(&self) -> Option<Option<Window>> {
+    /// The lesson's latest window; `None` if it could not be read (a resync is then due).
+    async fn load_window(&mut self) -> Option<Option<Window>> {
         let lesson_id = self.lesson_id;
-        match db::run(&self.pool, move |conn| Ok::<_, ApiError>(lessons::latest_window(conn, lesson_id)?))
-            .await
-        {
-            Ok(window) => Some(window),
-            Err(err) => {
-                tracing::warn!(lesson_id, error = %err, "live lesson could not load its window");
-                None
-            }
-        }
+        let loaded =
+            db::run(&self.pool, move |conn| Ok::<_, ApiError>(lessons::latest_window(conn, lesson_id)?))
+                .await;
+        self.settle(loaded, "window")
     }
 
-    async fn load_results(&self, now: DateTime<Utc>) -> Option<LessonAttendance> {
+    /// The lesson's results; `None` if they could not be read (a resync is then due, unless
+    /// the lesson is gone).
+    async fn load_results(&mut self, now: DateTime<Utc>) -> Option<LessonAttendance> {
         let lesson_id = self.lesson_id;
         let loaded = db::run(&self.pool, move |conn| -> Result<_, ApiError> {
             let course_id = lessons::get(conn, lesson_id)?.course_id;
             Ok(lesson_attendance(conn, course_id, lesson_id, now)?.0)
         })
         .await;
-        loaded
-            .map_err(|err| tracing::warn!(lesson_id, error = %err, "live lesson could not load its results"))
-            .ok()
+        self.settle(loaded, "results")
+    }
+
+    /// A read's result; a failure schedules a resync, except for a lesson that was deleted
+    /// (never opened, so nothing to show: retrying would only fail again).
+    fn settle<T>(&mut self, loaded: Result<T, ApiError>, what: &'static str) -> Option<T> {
+        match loaded {
+            Ok(value) => Some(value),
+            Err(ApiError::NotFound(_)) => None,
+            Err(err) => {
+                tracing::warn!(lesson_id = self.lesson_id, error = %err, "live lesson could not load its {what}");
+                self.resync_later();
+                None
+            }
+        }
     }
 }
 

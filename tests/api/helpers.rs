@@ -132,6 +132,18 @@ impl TestApp {
         replica
     }
 
+    /// Waits until the server's event listener is connected (at most 5 s), so a change made
+    /// from now on reaches the dashboards.
+    pub async fn wait_for_listener(&self) {
+        for _ in 0..500 {
+            if self.hub.listener_up() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("the event listener did not connect");
+    }
+
     /// The URL of this test's own database, for sessions outside the server.
     pub fn database_url(&self) -> &str {
         &self.database.url

@@ -1,29 +1,16 @@
 //! What a dashboard sees: the code, check-ins, attendance changes and state changes, in
 //! order, even after the server's event listener loses its database connection.
-
-use std::time::Duration;
-
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use crate::helpers::spawn_app;
 use crate::helpers::websocket::next_message;
-use crate::helpers::{TestApp, spawn_app};
-
-async fn wait_for_listener(app: &TestApp) {
-    for _ in 0..500 {
-        if app.hub.listener_up() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("the event listener did not connect");
-}
 
 #[tokio::test]
 async fn a_dashboard_sees_the_code_check_ins_changes_and_state_in_order() {
     let app = spawn_app().await;
     let class = app.class("c", 2).await;
-    wait_for_listener(&app).await;
+    app.wait_for_listener().await;
     app.open_checkin(&class, json!({"rotation_seconds": 10})).await;
     let mut socket = app.watch(class.lesson_id, &class.teacher).await;
     let snapshot = next_message(&mut socket).await;
@@ -73,7 +60,7 @@ async fn a_dashboard_sees_the_code_check_ins_changes_and_state_in_order() {
 async fn the_event_listener_reconnects_after_losing_its_connection() {
     let app = spawn_app().await;
     let class = app.class("c", 1).await;
-    wait_for_listener(&app).await;
+    app.wait_for_listener().await;
     app.open_checkin(&class, json!({})).await;
     let mut socket = app.watch(class.lesson_id, &class.teacher).await;
     assert_eq!(next_message(&mut socket).await["type"], "snapshot");

@@ -50,6 +50,7 @@ async fn close(app: &TestApp, class: &Class) {
 async fn a_change_right_after_the_first_snapshot_is_announced() {
     let app = spawn_app().await;
     let class = app.class("c", 0).await;
+    app.wait_for_listener().await;
     app.open_checkin(&class, json!({})).await;
     let mut first = app.hub.subscribe(class.lesson_id);
     let (shown, read_at) = snapshot(&app, &class);
@@ -72,10 +73,12 @@ async fn a_dashboard_whose_snapshot_is_older_than_the_seed_is_brought_up_to_date
     let (older, read_at) = snapshot(&app, &class);
     assert!(older.as_ref().is_some_and(|window| window.is_open(read_at)));
     close(&app, &class).await;
-    // The first dashboard's snapshot, read after the close, seeds the task.
+    // The first dashboard's snapshot, read after the close, seeds the task; and that
+    // dashboard hangs up at once, perhaps before the task has read the seed.
     let (newer, read_at) = snapshot(&app, &class);
     assert!(newer.as_ref().is_some_and(|window| !window.is_open(read_at)));
     first.seed(newer, read_at);
+    drop(first);
 
     assert_eq!(next_state(&mut second).await, "closed");
 }
@@ -123,30 +126,43 @@ async fn a_close_that_passes_before_the_task_starts_is_announced() {
 
 #[tokio::test]
 async fn a_change_the_task_could_not_read_reaches_the_dashboard_once_the_database_answers() {
+    use diesel::connection::SimpleConnection;
     use diesel::{Connection, RunQueryDsl};
     let app = spawn_app().await;
     let class = app.class("c", 0).await;
+    app.wait_for_listener().await;
     app.open_checkin(&class, json!({})).await;
     let mut socket = app.watch(class.lesson_id, &class.teacher).await;
     assert_eq!(next_message(&mut socket).await["type"], "snapshot");
     assert_eq!(next_message(&mut socket).await["type"], "code");
 
-    // Check-in closes, and the window's table is out of reach when the task reads it.
+    // Check-in closes (from outside the server), while the window's table is locked.
     let mut outside = diesel::PgConnection::establish(app.database_url()).unwrap();
     let window = rollcall::lessons::queries::latest_window(&mut outside, class.lesson_id).unwrap().unwrap();
     rollcall::lessons::queries::set_closed_at(&mut outside, window.id, app.clock.now()).unwrap();
-    diesel::sql_query("ALTER TABLE checkin_windows RENAME TO checkin_windows_away")
-        .execute(&mut outside)
-        .unwrap();
+    let mut locker = diesel::PgConnection::establish(app.database_url()).unwrap();
+    locker.batch_execute("BEGIN; LOCK TABLE checkin_windows IN ACCESS EXCLUSIVE MODE").unwrap();
     rollcall::events::publish(&mut outside, rollcall::events::Event::Window { lesson_id: class.lesson_id })
         .unwrap();
-    // The task's read fails at once, and again at every retry while the table is away.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    diesel::sql_query("ALTER TABLE checkin_windows_away RENAME TO checkin_windows")
-        .execute(&mut outside)
+    // The task's read of the window waits for the lock; its connection is cut, so the read
+    // fails.
+    let mut cut = Vec::new();
+    for _ in 0..500 {
+        cut = diesel::sql_query(
+            "SELECT pg_terminate_backend(pid) AS cut FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%checkin_windows%'",
+        )
+        .load::<Cut>(&mut outside)
         .unwrap();
+        if !cut.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(matches!(cut.as_slice(), [Cut { cut: true }]), "the task's read was cut: {cut:?}");
+    locker.batch_execute("ROLLBACK").unwrap();
 
-    // Once it can read again: a fresh snapshot, then the state.
+    // A second later: a fresh snapshot, then the state.
     let snapshot = next_message(&mut socket).await;
     assert_eq!(
         (snapshot["type"].as_str(), snapshot["lesson"]["checkin"]["state"].as_str()),
@@ -154,4 +170,10 @@ async fn a_change_the_task_could_not_read_reaches_the_dashboard_once_the_databas
     );
     let state = next_message(&mut socket).await;
     assert_eq!((state["type"].as_str(), state["checkin"]["state"].as_str()), (Some("state"), Some("closed")));
+}
+
+#[derive(Debug, diesel::QueryableByName)]
+struct Cut {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    cut: bool,
 }

@@ -86,10 +86,10 @@ problems!(LiveCheckinProblems {
 /// `Origin` header not listed in `ROLLCALL_CORS_ORIGINS` is refused. The server sends JSON
 /// text frames with a `type`: `snapshot` first, then `code` (immediately while open and at
 /// every rotation), `checkin` for every check-in or teacher change, and `state` when check-in
-/// opens or closes (it may repeat what the dashboard shows; a second `snapshot` follows a
-/// moment the server could not follow events). It pings every 15 s and drops a client silent for 45 s; client messages
-/// are ignored, but a flood is closed with 1008, as is the stream of a session that is
-/// revoked; shutdown closes with 1001. The full
+/// opens or closes (it may repeat what the dashboard shows). A second `snapshot` follows a
+/// moment in which the server lost its event feed or its database. It pings every 15 s and
+/// drops a client silent for 45 s; client messages are ignored, but a flood is closed with
+/// 1008, as is the stream of a session that is revoked; shutdown closes with 1001. The full
 /// protocol is in `openapi/asyncapi.yaml`.
 #[utoipa::path(
     tag = "live",

@@ -21,6 +21,13 @@ fn snapshot(app: &TestApp, class: &Class) -> (Option<Window>, chrono::DateTime<c
     (rollcall::lessons::queries::latest_window(&mut conn, class.lesson_id).unwrap(), now)
 }
 
+/// A snapshot taken while check-in is open, as each test's first dashboard sees it.
+fn open_snapshot(app: &TestApp, class: &Class) -> (Option<Window>, chrono::DateTime<chrono::Utc>) {
+    let (shown, read_at) = snapshot(app, class);
+    assert!(shown.as_ref().is_some_and(|window| window.is_open(read_at)), "the snapshot shows check-in open");
+    (shown, read_at)
+}
+
 /// The next message the subscription gets, within 5 s.
 async fn next(subscription: &mut Subscription) -> Value {
     let text = tokio::time::timeout(Duration::from_secs(5), subscription.messages.recv())
@@ -30,12 +37,12 @@ async fn next(subscription: &mut Subscription) -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
-/// Reads messages until a `state` one, and returns its phase.
-async fn next_state(subscription: &mut Subscription) -> String {
+/// Reads messages until a `state` one, and returns it.
+async fn next_state(subscription: &mut Subscription) -> Value {
     loop {
         let message = next(subscription).await;
         if message["type"] == "state" {
-            return message["checkin"]["state"].as_str().unwrap().to_owned();
+            return message;
         }
     }
 }
@@ -53,12 +60,11 @@ async fn a_change_right_after_the_first_snapshot_is_announced() {
     app.wait_for_listener().await;
     app.open_checkin(&class, json!({})).await;
     let mut first = app.hub.subscribe(class.lesson_id);
-    let (shown, read_at) = snapshot(&app, &class);
-    assert!(shown.as_ref().is_some_and(|window| window.is_open(read_at)));
+    let (shown, read_at) = open_snapshot(&app, &class);
 
     close(&app, &class).await;
     first.seed(shown, read_at);
-    assert_eq!(next_state(&mut first).await, "closed");
+    assert_eq!(next_state(&mut first).await["checkin"]["state"], "closed");
 }
 
 #[tokio::test]
@@ -70,8 +76,7 @@ async fn a_dashboard_whose_snapshot_is_older_than_the_seed_is_brought_up_to_date
     // A second dashboard joins while the first one's snapshot is still being read, and reads
     // its own first: open.
     let mut second = app.hub.subscribe(class.lesson_id);
-    let (older, read_at) = snapshot(&app, &class);
-    assert!(older.as_ref().is_some_and(|window| window.is_open(read_at)));
+    open_snapshot(&app, &class);
     close(&app, &class).await;
     // The first dashboard's snapshot, read after the close, seeds the task; and that
     // dashboard hangs up at once, perhaps before the task has read the seed.
@@ -80,7 +85,7 @@ async fn a_dashboard_whose_snapshot_is_older_than_the_seed_is_brought_up_to_date
     first.seed(newer, read_at);
     drop(first);
 
-    assert_eq!(next_state(&mut second).await, "closed");
+    assert_eq!(next_state(&mut second).await["checkin"]["state"], "closed");
 }
 
 #[tokio::test]
@@ -90,14 +95,14 @@ async fn when_the_first_dashboard_leaves_before_its_snapshot_the_others_are_told
     app.open_checkin(&class, json!({})).await;
     let first = app.hub.subscribe(class.lesson_id);
     let mut second = app.hub.subscribe(class.lesson_id);
-    let (shown, read_at) = snapshot(&app, &class);
-    assert!(shown.as_ref().is_some_and(|window| window.is_open(read_at)));
+    // The second one's snapshot shows check-in open.
+    open_snapshot(&app, &class);
     close(&app, &class).await;
     // The first one's snapshot fails (or it hangs up): the task reads the window itself,
     // after the close the second one's snapshot does not show.
     drop(first);
 
-    assert_eq!(next_state(&mut second).await, "closed");
+    assert_eq!(next_state(&mut second).await["checkin"]["state"], "closed");
 }
 
 #[tokio::test]
@@ -106,18 +111,12 @@ async fn a_close_that_passes_before_the_task_starts_is_announced() {
     let class = app.class("c", 0).await;
     app.open_checkin(&class, json!({"duration_seconds": 60})).await;
     let mut first = app.hub.subscribe(class.lesson_id);
-    let (shown, read_at) = snapshot(&app, &class);
-    assert!(shown.as_ref().is_some_and(|window| window.is_open(read_at)));
+    let (shown, read_at) = open_snapshot(&app, &class);
     // The window closes by itself while the first dashboard's snapshot is on its way.
     app.advance(61);
     first.seed(shown, read_at);
 
-    let state = loop {
-        let message = next(&mut first).await;
-        if message["type"] == "state" {
-            break message;
-        }
-    };
+    let state = next_state(&mut first).await;
     assert_eq!(
         (state["checkin"]["state"].as_str(), state["checkin"]["closed_at"].as_str()),
         (Some("closed"), Some("2026-11-25T08:01:00Z"))
